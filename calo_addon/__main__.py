@@ -1,0 +1,3 @@
+from calo_addon.launcher import main
+
+main()

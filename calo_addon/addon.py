@@ -1,0 +1,346 @@
+"""The Calo addon: mitmproxy hooks wired to the feature modules, in request order."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mitmproxy import command, ctx, http
+from mitmproxy.exceptions import OptionsError
+from mitmproxy.proxy.mode_specs import ReverseMode
+
+from . import config as cfg
+from . import redact
+from .body import JsonBody
+from .calllog import CallLog, logger
+from .credentials import attach, point_at
+from .dialects import Operation, Refusal, Usage, dialect_for_path, recognise
+from .inbound_auth import ProxyKeyCheck, presented_key, strip_client_credentials
+from .model_override import ModelOverride
+from .routing import GOOGLE_HOST, Router, Upstream
+from .streams import StreamTap, stream_format
+from .upstream_health import UpstreamHealth
+
+API_HOSTS = frozenset({GOOGLE_HOST, "api.openai.com"})
+HEALTH = b'{"status": "ok"}'
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Everything built from one configuration. Swapped whole on reload; flows keep theirs."""
+
+    settings: cfg.Settings
+    inbound: ProxyKeyCheck
+    override: ModelOverride
+    router: Router
+    log: CallLog
+    scrub: redact.Scrubber
+    api_hosts: frozenset[str]
+
+    @classmethod
+    def build(cls, settings: cfg.Settings, transformer: Callable[[str], str] | None) -> Pipeline:
+        router = Router(settings)
+        scrub = redact.Scrubber(settings.secrets())
+        return cls(
+            settings=settings,
+            inbound=ProxyKeyCheck(settings.proxy_api_keys),
+            override=ModelOverride(settings.model_override, transformer),
+            router=router,
+            log=CallLog(settings.log.file, settings.log.level, scrub),
+            scrub=scrub,
+            api_hosts=API_HOSTS | router.route_hosts(),
+        )
+
+
+@dataclass
+class Call:
+    """What the addon did to one API flow, for the log line and the flow comment."""
+
+    op: Operation
+    pipeline: Pipeline
+    started: float = field(default_factory=time.monotonic)
+    requested_model: str | None = None
+    effective_model: str | None = None
+    upstream: Upstream | None = None
+    key_label: str | None = None
+    streaming: bool = False
+    refused: Refusal | None = None
+    first_byte: float | None = None
+    usage: Usage | None = None
+    tap: StreamTap | None = None
+
+    def observe(self, event: Any) -> None:
+        usage = self.op.dialect.usage(event)
+        if usage is not None:
+            self.usage = usage
+
+
+class Calo:
+    """Authenticates, rewrites, routes and logs Gemini and OpenAI-compatible API calls.
+
+    Cases handled, per request:
+    - GET /health: answered by the proxy, never forwarded.
+    - A host that is not an API host (explicit proxy mode): passed through untouched.
+    - An unrecognised path in reverse mode or on an API host: 404 from the proxy.
+    - A recognised call: proxy key checked (401), body validated (400), model overridden,
+      routed, client credentials stripped, real credentials attached, then forwarded.
+    - An upstream known to be down: 502 in the caller's shape, without trying it.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: str | None = None,
+        model_transformer: Callable[[str], str] | None = None,
+        **overrides: Any,
+    ):
+        unknown = set(overrides) - _OVERRIDE_NAMES.keys()
+        if unknown:
+            raise TypeError(f"Calo() got unknown settings: {', '.join(sorted(unknown))}")
+        self._config_path = config
+        self._transformer = model_transformer
+        self._overrides = {_OVERRIDE_NAMES[k]: v for k, v in overrides.items() if v is not None}
+        self.pipeline: Pipeline | None = None
+        self.health = UpstreamHealth()
+        self._calls: weakref.WeakKeyDictionary[http.HTTPFlow, Call] = weakref.WeakKeyDictionary()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            "calo_config",
+            str | None,
+            None,
+            """
+            Path of calo_addon's YAML configuration file. When unset, GEMINI_CALO_CONFIG is
+            used, else ./calo.yaml if it exists. Environment variables (GEMINI_CALO_*) override
+            the file's values; see the README for every key.
+            """,
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if self.pipeline is not None and "calo_config" not in updated:
+            return
+        path = getattr(ctx.options, "calo_config", None) or self._config_path
+        try:
+            settings = cfg.load_settings(path, cfg.environment(), self._overrides)
+        except cfg.ConfigError as e:
+            if self.pipeline is not None:
+                raise OptionsError(f"calo_addon: {e}") from None  # refused; the old one stays
+            # At startup one clear line, no traceback: mitmdump exits on an error logged while
+            # starting, and until configured every API request is refused (never forwarded).
+            logging.getLogger(__name__).error(f"calo_addon: {e}")
+            return
+        old, self.pipeline = self.pipeline, Pipeline.build(settings, self._transformer)
+        if old is not None:
+            old.log.stop()
+        self.pipeline.log.start()
+        logger.info("calo_addon configured from %s", settings.source)
+
+    def done(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.log.stop()
+
+    # ------------------------------------------------------------ request
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        request = flow.request
+        reverse = isinstance(flow.client_conn.proxy_mode, ReverseMode)
+        pipeline = self.pipeline
+        if not reverse and (pipeline is None or request.host not in pipeline.api_hosts):
+            return  # explicit proxy: only API hosts are ours
+        path = request.path.partition("?")[0]
+        if request.method == "GET" and path == "/health":
+            flow.response = http.Response.make(200, HEALTH, {"content-type": "application/json"})
+            return
+        if pipeline is None:
+            flow.response = dialect_for_path(path).error(
+                503, "calo_addon has no valid configuration"
+            )
+            return
+        try:
+            op = recognise(request.method, path, presented_key(request)[1])
+        except Refusal as refusal:
+            flow.response = dialect_for_path(path).error(refusal.status, refusal.message)
+            return
+        if op is None:
+            message = f"{request.method} {path} is not an API this proxy serves"
+            flow.response = dialect_for_path(path).error(404, message)
+            return
+        call = self._calls[flow] = Call(op, pipeline)
+        try:
+            await self._prepare(flow, call, pipeline)
+        except Refusal as refusal:
+            call.refused = refusal
+            flow.response = op.dialect.error(refusal.status, pipeline.scrub(refusal.message))
+            flow.response.headers.update(refusal.headers)
+
+    async def _prepare(self, flow: http.HTTPFlow, call: Call, pipeline: Pipeline) -> None:
+        """The request pipeline, in order. Any step may refuse with an error in the API's shape."""
+        request, op = flow.request, call.op
+        pipeline.inbound.check(request)
+        body = JsonBody(request) if op.needs_body else None
+        payload = body.value if body else None
+
+        call.requested_model = op.dialect.model(op, payload)
+        model = call.requested_model
+        if op.needs_body and pipeline.override:
+            model = pipeline.override.apply(model)
+            changed = model is not None and model != call.requested_model
+            if changed and op.dialect.set_model(op, request, payload, model):
+                body.mark_changed()
+        call.effective_model = model
+        call.streaming = op.dialect.streams(op, request, payload)
+
+        upstream = call.upstream = pipeline.router.select(op, model)
+        if reason := self.health.refusal_reason(upstream.address):
+            raise Refusal(502, reason)
+
+        strip_client_credentials(request)
+        point_at(request, op, upstream)
+        if body:
+            body.write_back()
+        call.key_label = await attach(flow, upstream)
+
+    # ------------------------------------------------------------ response
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        call = self._calls.get(flow)
+        if call is None or call.refused or flow.response is None:
+            return
+        call.first_byte = time.monotonic()
+        content_type = flow.response.headers.get("content-type", "")
+        fmt = stream_format(content_type)
+        if fmt and (call.streaming or fmt == "sse"):
+            call.tap = StreamTap(
+                fmt, flow.response.headers.get("content-encoding", ""), call.observe
+            )
+            flow.response.stream = call.tap
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        call = self._calls.pop(flow, None)
+        if call is None:
+            return
+        if call.refused is None and call.upstream is not None:
+            self.health.mark_up(call.upstream.address)
+            if call.tap is None:
+                self._read_usage(flow, call)
+        self._finish(flow, call, status=flow.response.status_code if flow.response else None)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        call = self._calls.pop(flow, None)
+        if call is None:
+            return
+        message = flow.error.msg if flow.error else "unknown error"
+        never_connected = flow.server_conn.timestamp_tcp_setup is None
+        if call.upstream is not None and flow.response is None and never_connected:
+            self.health.mark_down(call.upstream.address, message)
+        self._finish(flow, call, status=None, error=message)
+
+    def _read_usage(self, flow: http.HTTPFlow, call: Call) -> None:
+        response = flow.response
+        if not response or "json" not in response.headers.get("content-type", ""):
+            return
+        try:
+            call.observe(json.loads(response.get_content(strict=True) or b"null"))
+        except ValueError:
+            pass  # an undecodable or non-JSON body passes through as it is; no usage to read
+
+    def _finish(
+        self, flow: http.HTTPFlow, call: Call, status: int | None, error: str | None = None
+    ) -> None:
+        now = time.monotonic()
+        upstream = call.upstream
+        record = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "api": call.op.dialect.name,
+            "operation": call.op.name,
+            "requested_model": call.requested_model,
+            "effective_model": call.effective_model,
+            "route": upstream.name if upstream else None,
+            "upstream_host": upstream.address if upstream else None,
+            "key_label": call.key_label,
+            "status": status,
+            "latency_ms": round((now - call.started) * 1000, 1),
+            "ttfb_ms": round((call.first_byte - call.started) * 1000, 1)
+            if call.first_byte
+            else None,
+            "streaming": call.streaming,
+            "usage": call.usage.as_dict() if call.usage else None,
+            "rollup_applied": None,
+        }
+        if call.refused:
+            record["refused"] = call.refused.message
+        if error:
+            record["error"] = error
+        if call.pipeline.log.debug:
+            record["request"] = _message_dump(flow.request)
+            record["response"] = _message_dump(flow.response) if flow.response else None
+        call.pipeline.log.write(record)
+        flow.comment = call.pipeline.scrub(_comment(record))
+        if error or (status or 0) >= 400:
+            flow.marked = ":red_circle:"
+
+    # ------------------------------------------------------------ commands
+
+    @command.command("calo.status")
+    def status(self) -> str:
+        """calo_addon's keys per route with their use counts, and upstreams known to be down."""
+        if self.pipeline is None:
+            return "calo_addon: no valid configuration"
+        lines = []
+        for pool in self.pipeline.router.pools():
+            uses = ", ".join(f"{k.label}={n}" for k, n in zip(pool.keys, pool.uses))
+            lines.append(f"route {pool.name}: {len(pool.keys)} keys ({uses or 'none'})")
+        for address, reason in self.health.snapshot().items():
+            lines.append(f"upstream {address}: down ({reason})")
+        return "\n".join(lines)
+
+
+_OVERRIDE_NAMES = {
+    "api_keys": "api_keys",
+    "proxy_api_keys": "proxy_api_keys",
+    "base_url": "base_url",
+    "model_override": "model_override",
+    "model_routes": "model_routes",
+    "log_level": "log.level",
+    "log_file": "log.file",
+    "rollup_enabled": "rollup.enabled",
+    "rollup_cache_size": "rollup.cache_size",
+    "rollup_threshold": "rollup.threshold",
+    "summarizer_model": "rollup.summarizer_model",
+    "bedrock_default_region": "bedrock.default_region",
+}
+
+
+def _comment(record: dict[str, Any]) -> str:
+    model = record["requested_model"] or "-"
+    if record["effective_model"] and record["effective_model"] != record["requested_model"]:
+        model = f"{model} -> {record['effective_model']}"
+    parts = [f"calo: {record['api']} {record['operation']} {model}"]
+    if record.get("refused"):
+        parts.append(f"refused: {record['refused']}")
+    else:
+        parts.append(f"route {record['route']} via {record['upstream_host']}")
+        parts.append(f"key {record['key_label'] or 'none'}")
+    if record["usage"]:
+        parts.append(f"tokens {record['usage']['input_tokens']}/{record['usage']['output_tokens']}")
+    if record.get("error"):
+        parts.append(f"error: {record['error']}")
+    return "; ".join(parts)
+
+
+def _message_dump(message: http.Message) -> dict[str, Any]:
+    text = message.get_text(strict=False) or ""
+    dump: dict[str, Any] = {"headers": redact.headers(message.headers.items(multi=True))}
+    if isinstance(message, http.Request):
+        dump["query"] = redact.query(message.query.items(multi=True))
+    dump["body"] = text[:65536]
+    return dump

@@ -1,0 +1,49 @@
+"""Outbound: point the request at its upstream and attach the real credentials.
+
+Auth styles: `bearer` and `x-goog-api-key` rotate the upstream's key pool; `none` sends no
+credential; a callable (sync or async) is given the flow and sets credentials itself.
+Runs after every other rewrite, so what is signed or keyed is what leaves.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from mitmproxy import http
+
+from .dialects import Operation
+from .routing import Upstream
+
+
+def point_at(request: http.Request, op: Operation, upstream: Upstream) -> None:
+    """Send the request to `upstream`, keeping the path's raw bytes and the query as they are."""
+    path, sep, query = request.path.partition("?")
+    path = op.dialect.upstream_path(op, path, upstream.is_google)
+    request.scheme = upstream.scheme
+    request.host = upstream.host
+    request.port = upstream.port
+    request.path = f"{upstream.path_prefix}{path}{sep}{query}"
+    default_port = 443 if upstream.scheme == "https" else 80
+    request.host_header = (
+        upstream.host if upstream.port == default_port else f"{upstream.host}:{upstream.port}"
+    )
+
+
+async def attach(flow: http.HTTPFlow, upstream: Upstream) -> str | None:
+    """Set the outbound credential; returns the key's label (never the key)."""
+    auth = upstream.auth
+    if callable(auth):
+        result = auth(flow)
+        if inspect.isawaitable(result):
+            await result
+        return f"{upstream.name}:custom"
+    if auth == "none" or not upstream.keys:
+        return None
+    key = upstream.keys.next()
+    if auth == "bearer":
+        flow.request.headers["authorization"] = f"Bearer {key.secret}"
+    elif auth == "x-goog-api-key":
+        flow.request.headers["x-goog-api-key"] = key.secret
+    else:
+        raise ValueError(f"auth style {auth!r} is not available for this upstream")
+    return key.label

@@ -1,0 +1,104 @@
+"""OpenAI-compatible wire format (api.openai.com and Google's /v1beta/openai/ layer).
+
+Paths: POST /v1/chat/completions, /v1/embeddings; GET /v1/models; the same under
+/v1beta/openai/. The model and the stream flag live in the JSON body.
+Errors: {"error": {"message", "type", "param", "code"}}. Usage: `usage`.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Any
+
+from mitmproxy import http
+
+from .base import Operation, Refusal, Usage, int_or_none, json_response
+
+name = "openai"
+default_auth = "bearer"
+
+_PATH = re.compile(r"^/(v1|v1beta/openai)/(chat/completions|embeddings|models)/?$")
+_OPERATIONS = {
+    ("POST", "chat/completions"): "chat.completions",
+    ("POST", "embeddings"): "embeddings",
+    ("GET", "models"): "models.list",
+}
+_TYPES = {
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("permission_error", "forbidden"),
+    404: ("invalid_request_error", "not_found"),
+    413: ("invalid_request_error", "request_too_large"),
+    429: ("rate_limit_error", "rate_limit_exceeded"),
+}
+
+
+def recognise(method: str, path: str, key_source: str | None) -> Operation | None:
+    m = _PATH.match(path)
+    if not m or (method, m.group(2)) not in _OPERATIONS:
+        return None
+    operation = _OPERATIONS[(method, m.group(2))]
+    return Operation(
+        dialect=sys.modules[__name__],
+        name=operation,
+        needs_body=method == "POST",
+        version=m.group(1),
+        conversation=operation == "chat.completions",
+    )
+
+
+def _body_dict(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise Refusal(400, "request body must be a JSON object")
+    return body
+
+
+def model(op: Operation, body: Any) -> str | None:
+    if not op.needs_body:
+        return None
+    value = _body_dict(body).get("model")
+    if value is not None and not isinstance(value, str):
+        raise Refusal(400, "'model' must be a string")
+    return value
+
+
+def set_model(op: Operation, request: http.Request, body: Any, new_model: str) -> bool:
+    _body_dict(body)["model"] = new_model
+    return True
+
+
+def streams(op: Operation, request: http.Request, body: Any) -> bool:
+    return op.needs_body and _body_dict(body).get("stream") is True
+
+
+def upstream_path(op: Operation, path: str, upstream_is_google: bool) -> str:
+    """Google serves this API under /v1beta/openai/; everyone else under /v1/."""
+    if upstream_is_google and path.startswith("/v1/"):
+        return "/v1beta/openai/" + path[len("/v1/") :]
+    if not upstream_is_google and path.startswith("/v1beta/openai/"):
+        return "/v1/" + path[len("/v1beta/openai/") :]
+    return path
+
+
+def error(status: int, message: str) -> http.Response:
+    kind, code = _TYPES.get(
+        status, ("server_error" if status >= 500 else "invalid_request_error", None)
+    )
+    return json_response(
+        status, {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    )
+
+
+def usage(payload: Any) -> Usage | None:
+    data = payload.get("usage") if isinstance(payload, dict) else None
+    if not isinstance(data, dict):
+        return None
+    return Usage(
+        input_tokens=int_or_none(data.get("prompt_tokens")),
+        output_tokens=int_or_none(data.get("completion_tokens")),
+        total_tokens=int_or_none(data.get("total_tokens")),
+    )
+
+
+def claims_path(path: str) -> bool:
+    return path.startswith(("/v1beta/openai/", "/v1/chat", "/v1/embeddings", "/v1/"))

@@ -1,0 +1,62 @@
+"""Inbound authentication: the client must present one of the proxy keys.
+
+The key may come as `Authorization: Bearer`, `x-goog-api-key`, `x-api-key` or the `key` query
+parameter. Keys compare in constant time. Every client credential is stripped before the
+request leaves, so the proxy key never reaches an upstream.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from mitmproxy import http
+
+from .dialects import Refusal
+
+CLIENT_CREDENTIAL_HEADERS = ("authorization", "x-goog-api-key", "x-api-key")
+CLIENT_CREDENTIAL_PREFIX = "x-aws-"
+
+
+def presented_key(request: http.Request) -> tuple[str | None, str | None]:
+    """(key, where it came from) for the first credential the client sent."""
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip(), "authorization"
+    for name in ("x-goog-api-key", "x-api-key"):
+        if name in request.headers:
+            return request.headers[name].strip(), name
+    if "key" in request.query:
+        return request.query["key"], "query"
+    return None, None
+
+
+class ProxyKeyCheck:
+    def __init__(self, proxy_keys: tuple[str, ...]):
+        self._keys = tuple(k.encode() for k in proxy_keys)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._keys)
+
+    def check(self, request: http.Request) -> None:
+        if not self._keys:
+            return
+        key, _ = presented_key(request)
+        if not key:
+            raise Refusal(401, "missing proxy API key")
+        given = key.encode()
+        # compare against every key, so timing says nothing about which one (or none) matched
+        matched = False
+        for expected in self._keys:
+            matched |= hmac.compare_digest(given, expected)
+        if not matched:
+            raise Refusal(401, "invalid proxy API key")
+
+
+def strip_client_credentials(request: http.Request) -> None:
+    for name in CLIENT_CREDENTIAL_HEADERS:
+        request.headers.pop(name, None)
+    for name in [n for n in request.headers if n.lower().startswith(CLIENT_CREDENTIAL_PREFIX)]:
+        request.headers.pop(name, None)
+    if "key" in request.query:
+        request.query.pop("key")

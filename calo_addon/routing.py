@@ -1,0 +1,96 @@
+"""Model routing: first glob (fnmatch) that matches the model wins; else the default upstream.
+
+An `Upstream` is everything the credentials step needs: where to send, how to authenticate,
+which key pool to rotate, and the timeout. Route order is config order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from urllib.parse import urlsplit
+
+from .config import AuthProvider, AWSCredentials, RouteConfig, Settings
+from .dialects import Operation
+from .keypool import KeyPool
+
+GOOGLE_HOST = "generativelanguage.googleapis.com"
+
+
+@dataclass(frozen=True)
+class Upstream:
+    name: str  # "default" or the route's glob
+    scheme: str
+    host: str
+    port: int
+    path_prefix: str
+    auth: str | AuthProvider
+    keys: KeyPool
+    timeout: float
+    aws: AWSCredentials | None = None
+    is_google: bool = False
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @classmethod
+    def from_url(cls, name: str, url: str, auth, keys: KeyPool, timeout: float, **kw) -> Upstream:
+        parts = urlsplit(url)
+        return cls(
+            name=name,
+            scheme=parts.scheme,
+            host=parts.hostname or "",
+            port=parts.port or (443 if parts.scheme == "https" else 80),
+            path_prefix=parts.path.rstrip("/"),
+            auth=auth,
+            keys=keys,
+            timeout=timeout,
+            **kw,
+        )
+
+
+class Router:
+    def __init__(self, settings: Settings):
+        self.routes: tuple[tuple[str, Upstream], ...] = tuple(
+            (glob, _route_upstream(glob, route)) for glob, route in settings.model_routes
+        )
+        self._default_keys = KeyPool("default", settings.api_keys)
+        self._base_url = settings.base_url
+        self._defaults: dict[str, Upstream] = {}
+
+    def route_hosts(self) -> frozenset[str]:
+        return frozenset(upstream.host for _, upstream in self.routes)
+
+    def select(self, op: Operation, model: str | None) -> Upstream:
+        if model is not None:
+            for glob, upstream in self.routes:
+                if fnmatchcase(model, glob):
+                    return upstream
+        return self.default_for(op)
+
+    def default_for(self, op: Operation) -> Upstream:
+        auth = op.dialect.default_auth
+        if auth not in self._defaults:
+            # Gemini and OpenAI share the global pool: one rotation over the real keys.
+            # base_url is the Gemini upstream by definition (GEMINI_CALO_BASE_URL), so OpenAI
+            # paths sent there use Google's /v1beta/openai/ layer.
+            self._defaults[auth] = Upstream.from_url(
+                "default", self._base_url, auth, self._default_keys, 300.0, is_google=True
+            )
+        return self._defaults[auth]
+
+    def pools(self) -> list[KeyPool]:
+        return [self._default_keys] + [u.keys for _, u in self.routes]
+
+
+def _route_upstream(glob: str, route: RouteConfig) -> Upstream:
+    return Upstream.from_url(
+        glob,
+        route.url,
+        route.auth,
+        KeyPool(glob, route.api_keys),
+        route.timeout,
+        aws=route.aws,
+        is_google=urlsplit(route.url).hostname == GOOGLE_HOST,
+    )

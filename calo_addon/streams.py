@@ -1,0 +1,113 @@
+"""Streamed responses pass to the client chunk by chunk; a tap beside them reads events.
+
+`StreamTap` is the callable mitmproxy's `flow.response.stream` takes: it returns every chunk
+unchanged (so the client gets the upstream's bytes as they come) and feeds a decoder that
+turns them into JSON events for usage accounting. It holds at most one unfinished event.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+SSE = "sse"
+JSON_ARRAY = "json-array"
+MAX_PENDING = 8 * 1024 * 1024  # an event larger than this is not parsed (the bytes still pass)
+
+
+def stream_format(content_type: str) -> str | None:
+    ctype = content_type.split(";", 1)[0].strip().lower()
+    if ctype == "text/event-stream":
+        return SSE
+    if ctype == "application/json":
+        return JSON_ARRAY
+    return None
+
+
+def _decompressor(encoding: str):
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj()
+    raise ValueError(encoding)
+
+
+class StreamTap:
+    def __init__(self, fmt: str, content_encoding: str, on_event: Callable[[Any], None]):
+        self._on_event = on_event
+        self._parse = self._sse if fmt == SSE else self._json_array
+        self._buffer = ""
+        self._bytes = b""
+        self.chunks = 0
+        self.broken = False
+        try:
+            self._inflate = _decompressor(content_encoding)
+        except ValueError:
+            self.broken = True  # an encoding we cannot read beside: pass bytes, skip events
+
+    def __call__(self, chunk: bytes) -> bytes:
+        if chunk:
+            self.chunks += 1
+        if not self.broken:
+            try:
+                self._feed(chunk)
+            except Exception:  # noqa: BLE001 - the tap must never hurt the stream
+                self.broken = True
+        return chunk
+
+    def _feed(self, chunk: bytes) -> None:
+        data = self._inflate.decompress(chunk) if self._inflate and chunk else chunk
+        self._bytes += data
+        try:
+            text = self._bytes.decode("utf-8")
+            self._bytes = b""
+        except UnicodeDecodeError as e:  # a multi-byte character split across chunks
+            text = self._bytes[: e.start].decode("utf-8")
+            self._bytes = self._bytes[e.start :]
+        self._buffer += text
+        if len(self._buffer) > MAX_PENDING:
+            self.broken = True
+            return
+        self._parse(final=not chunk)
+
+    def _emit(self, text: str) -> None:
+        try:
+            event = json.loads(text)
+        except ValueError:
+            return
+        self._on_event(event)
+
+    def _sse(self, final: bool) -> None:
+        buffer = self._buffer.replace("\r\n", "\n")
+        *events, rest = buffer.split("\n\n")
+        if final and rest.strip():
+            events.append(rest)
+            rest = ""
+        self._buffer = rest
+        for event in events:
+            data = "\n".join(
+                line[5:].lstrip(" ") for line in event.split("\n") if line.startswith("data:")
+            )
+            if data and data != "[DONE]":
+                self._emit(data)
+
+    def _json_array(self, final: bool) -> None:
+        decoder = json.JSONDecoder()
+        buffer, pos = self._buffer, 0
+        while True:
+            while pos < len(buffer) and buffer[pos] in " \t\r\n,[]":
+                pos += 1
+            if pos >= len(buffer):
+                break
+            try:
+                event, end = decoder.raw_decode(buffer, pos)
+            except ValueError:
+                break  # incomplete: wait for more bytes
+            self._on_event(event)
+            pos = end
+        self._buffer = buffer[pos:]
