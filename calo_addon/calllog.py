@@ -50,7 +50,8 @@ class CallLog:
         calls.setLevel(logging.INFO)
         calls.addHandler(self._handler)
         # diagnostics go to the same file at the configured level
-        logger.setLevel(self._level)
+        # the logger passes INFO on to mitmproxy's console too; the file takes log.level
+        logger.setLevel(logging.DEBUG if self.debug else logging.INFO)
         diagnostics = logging.handlers.QueueHandler(self._queue)
         diagnostics.setLevel(self._level)
         diagnostics.setFormatter(_JsonDiagnostics(self.scrub))

@@ -1,0 +1,46 @@
+# Sourced by scripts/start and scripts/test: find a Python >= 3.12, create or reuse .venv,
+# install the project (with extras "$CALO_EXTRAS") when pyproject.toml changed.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+
+is_new_enough() {
+  "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1
+}
+
+find_python() {
+  local cand
+  for cand in "${CALO_PYTHON:-}" python3.13 python3.12 python3.14 python3 python; do
+    [ -n "$cand" ] && command -v "$cand" >/dev/null 2>&1 || continue
+    if is_new_enough "$cand"; then command -v "$cand"; return 0; fi
+  done
+  # pyenv keeps versions that are installed but not active; its shims refuse to run them
+  for cand in $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -rV); do
+    if is_new_enough "$cand"; then echo "$cand"; return 0; fi
+  done
+  for cand in /usr/local/bin/python3.1[2-9] /usr/bin/python3.1[2-9] /opt/homebrew/bin/python3.1[2-9]; do
+    [ -x "$cand" ] && is_new_enough "$cand" && { echo "$cand"; return 0; }
+  done
+  return 1
+}
+
+ensure_venv() {
+  if [ ! -x "$VENV/bin/python" ] || ! is_new_enough "$VENV/bin/python"; then
+    local py
+    py="$(find_python)" || {
+      echo "calo_addon needs Python >= 3.12 and found none: install one, or set CALO_PYTHON=/path/to/python3.12" >&2
+      exit 1
+    }
+    echo "creating $VENV with $py ($("$py" --version 2>&1))" >&2
+    rm -rf "$VENV"
+    "$py" -m venv "$VENV"
+  fi
+  local spec="." stamp
+  [ -n "${CALO_EXTRAS:-}" ] && spec=".[${CALO_EXTRAS}]"
+  stamp="$VENV/.calo-installed-$(cat "$ROOT/pyproject.toml" | cksum | cut -d' ' -f1)-${CALO_EXTRAS:-runtime}"
+  if [ ! -f "$stamp" ]; then
+    echo "installing calo_addon$([ -n "${CALO_EXTRAS:-}" ] && echo " with $CALO_EXTRAS extras") into $VENV" >&2
+    (cd "$ROOT" && "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$spec") >&2
+    touch "$stamp"
+  fi
+}
