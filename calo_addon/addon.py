@@ -24,6 +24,7 @@ from .inbound_auth import ProxyKeyCheck, presented_key, strip_client_credentials
 from .model_override import ModelOverride
 from .routing import GOOGLE_HOST, Router, Upstream
 from .streams import StreamTap, stream_format
+from .timeouts import Deadline
 from .upstream_health import UpstreamHealth
 
 API_HOSTS = frozenset({GOOGLE_HOST, "api.openai.com"})
@@ -73,6 +74,7 @@ class Call:
     first_byte: float | None = None
     usage: Usage | None = None
     tap: StreamTap | None = None
+    deadline: Deadline | None = None
 
     def observe(self, event: Any) -> None:
         usage = self.op.dialect.usage(event)
@@ -208,6 +210,7 @@ class Calo:
         if body:
             body.write_back()
         call.key_label = await attach(flow, upstream)
+        call.deadline = Deadline(flow, upstream.timeout)
 
     # ------------------------------------------------------------ response
 
@@ -215,6 +218,8 @@ class Calo:
         call = self._calls.get(flow)
         if call is None or call.refused or flow.response is None:
             return
+        if call.deadline:
+            call.deadline.cancel()
         call.first_byte = time.monotonic()
         content_type = flow.response.headers.get("content-type", "")
         fmt = stream_format(content_type)
@@ -228,6 +233,8 @@ class Calo:
         call = self._calls.pop(flow, None)
         if call is None:
             return
+        if call.deadline:
+            call.deadline.cancel()
         if call.refused is None and call.upstream is not None:
             self.health.mark_up(call.upstream.address)
             if call.tap is None:
@@ -239,10 +246,16 @@ class Calo:
         if call is None:
             return
         message = flow.error.msg if flow.error else "unknown error"
+        status = None
+        if call.deadline:
+            call.deadline.cancel()
+            if call.deadline.expired:
+                message = f"upstream timed out after {call.deadline.seconds:g}s"
+                status = 504
         never_connected = flow.server_conn.timestamp_tcp_setup is None
         if call.upstream is not None and flow.response is None and never_connected:
             self.health.mark_down(call.upstream.address, message)
-        self._finish(flow, call, status=None, error=message)
+        self._finish(flow, call, status=status, error=message)
 
     def _read_usage(self, flow: http.HTTPFlow, call: Call) -> None:
         response = flow.response
