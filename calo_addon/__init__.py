@@ -20,11 +20,24 @@ if __name__ != "calo_addon":  # loaded by mitmproxy's -s
     for _name in [n for n in _sys.modules if n == "calo_addon" or n.startswith("calo_addon.")]:
         del _sys.modules[_name]
 
-    from calo_addon import AWSCredentials, Calo, RouteConfig
+    from calo_addon import (
+        AWSCredentials,
+        Calo,
+        RouteConfig,
+        create_aws_sigv4_provider,
+        create_passthrough_bedrock_provider,
+    )
 
     addons = [Calo()]
 else:
     from .addon import Calo
+    from .aws import create_aws_sigv4_provider, create_passthrough_bedrock_provider
     from .config import AWSCredentials, RouteConfig
 
-    __all__ = ["AWSCredentials", "Calo", "RouteConfig"]
+    __all__ = [
+        "AWSCredentials",
+        "Calo",
+        "RouteConfig",
+        "create_aws_sigv4_provider",
+        "create_passthrough_bedrock_provider",
+    ]

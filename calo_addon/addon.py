@@ -14,8 +14,8 @@ from mitmproxy import command, ctx, http
 from mitmproxy.exceptions import OptionsError
 from mitmproxy.proxy.mode_specs import ReverseMode
 
+from . import aws, redact
 from . import config as cfg
-from . import redact
 from .body import JsonBody
 from .calllog import CallLog, logger
 from .credentials import attach, point_at
@@ -49,7 +49,7 @@ class Pipeline:
         scrub = redact.Scrubber(settings.secrets())
         return cls(
             settings=settings,
-            inbound=ProxyKeyCheck(settings.proxy_api_keys),
+            inbound=ProxyKeyCheck(settings.proxy_api_keys, settings.proxy_aws_credentials),
             override=ModelOverride(settings.model_override, transformer),
             router=router,
             log=CallLog(settings.log.file, settings.log.level, scrub),
@@ -138,6 +138,10 @@ class Calo:
             # starting, and until configured every API request is refused (never forwarded).
             logging.getLogger(__name__).error(f"calo_addon: {e}")
             return
+        # Reverse mode rewrites Host before any hook; SigV4 clients signed the Host they sent,
+        # so keep it. The addon sets Host itself on every request it forwards.
+        if getattr(ctx.options, "keep_host_header", True) is False:
+            ctx.options.keep_host_header = True
         old, self.pipeline = self.pipeline, Pipeline.build(settings, self._transformer)
         if old is not None:
             old.log.stop()
@@ -156,7 +160,9 @@ class Calo:
         request = flow.request
         reverse = isinstance(flow.client_conn.proxy_mode, ReverseMode)
         pipeline = self.pipeline
-        if not reverse and (pipeline is None or request.host not in pipeline.api_hosts):
+        if not reverse and not (
+            pipeline and (request.host in pipeline.api_hosts or aws.is_bedrock_host(request.host))
+        ):
             return  # explicit proxy: only API hosts are ours
         path = request.path.partition("?")[0]
         if request.method == "GET" and path == "/health":
@@ -181,7 +187,8 @@ class Calo:
             await self._prepare(flow, call, pipeline)
         except Refusal as refusal:
             call.refused = refusal
-            flow.response = op.dialect.error(refusal.status, pipeline.scrub(refusal.message))
+            message = pipeline.scrub(refusal.message)
+            flow.response = op.dialect.error(refusal.status, message, refusal.code)
             flow.response.headers.update(refusal.headers)
 
     async def _prepare(self, flow: http.HTTPFlow, call: Call, pipeline: Pipeline) -> None:
@@ -201,7 +208,9 @@ class Calo:
         call.effective_model = model
         call.streaming = op.dialect.streams(op, request, payload)
 
-        upstream = call.upstream = pipeline.router.select(op, model)
+        client_aws = aws.ClientAWS.from_headers(request)
+        region = client_aws.region or aws.region_from_host(request.host)
+        upstream = call.upstream = pipeline.router.select(op, model, region)
         if reason := self.health.refusal_reason(upstream.address):
             raise Refusal(502, reason)
 
@@ -209,7 +218,7 @@ class Calo:
         point_at(request, op, upstream)
         if body:
             body.write_back()
-        call.key_label = await attach(flow, upstream)
+        call.key_label = await attach(flow, upstream, client_aws)
         call.deadline = Deadline(flow, upstream.timeout)
 
     # ------------------------------------------------------------ response
@@ -239,7 +248,10 @@ class Calo:
             self.health.mark_up(call.upstream.address)
             if call.tap is None:
                 self._read_usage(flow, call)
-        self._finish(flow, call, status=flow.response.status_code if flow.response else None)
+        error = None
+        if call.tap and call.tap.exceptions:  # an exception event inside a 200 event stream
+            error = "; ".join(call.tap.exceptions)
+        self._finish(flow, call, flow.response.status_code if flow.response else None, error)
 
     def error(self, flow: http.HTTPFlow) -> None:
         call = self._calls.pop(flow, None)

@@ -76,6 +76,9 @@ class BedrockSettings:
 class Settings:
     api_keys: tuple[str, ...] = ()
     proxy_api_keys: tuple[str, ...] = ()
+    proxy_aws_credentials: tuple[
+        tuple[str, str], ...
+    ] = ()  # (access-key id, secret) for SigV4 clients
     base_url: str = DEFAULT_BASE_URL
     model_override: str | None = None
     model_routes: tuple[tuple[str, RouteConfig], ...] = ()
@@ -88,6 +91,7 @@ class Settings:
     def secrets(self) -> frozenset[str]:
         """Every configured secret, for redaction."""
         found = set(self.api_keys) | set(self.proxy_api_keys)
+        found |= {secret for _, secret in self.proxy_aws_credentials}
         for _, route in self.model_routes:
             found |= set(route.api_keys)
             if route.aws:
@@ -151,6 +155,7 @@ _TOP_KEYS = {
     "base_url",
     "api_keys",
     "proxy_api_keys",
+    "proxy_aws_credentials",
     "model_override",
     "model_routes",
     "rollup",
@@ -195,6 +200,18 @@ def _str_list(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
     return tuple(v.strip() for v in value if v.strip())
+
+
+def _key_pairs(value: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """{id: secret} from YAML, or "id:secret,id2:secret2" from the environment."""
+    if isinstance(value, str):
+        pairs = [item.split(":", 1) for item in value.split(",") if item.strip()]
+        if any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
+            raise ConfigError(f"{where}: expected ACCESS_KEY_ID:SECRET pairs separated by commas")
+        return tuple((k.strip(), v.strip()) for k, v in pairs)
+    if isinstance(value, dict) and all(isinstance(v, str) and v for v in value.values()):
+        return tuple((str(k), v) for k, v in value.items())
+    raise ConfigError(f"{where}: expected a mapping of access-key id -> secret")
 
 
 def _number(value: Any, where: str, kind: type = int, minimum: float = 0) -> Any:
@@ -270,7 +287,8 @@ def parse_route(glob: Any, raw: Any, where: str) -> RouteConfig:
 
 
 def check_route(glob: str, route: RouteConfig, where: str) -> RouteConfig:
-    if route.auth == "sigv4" and route.aws is None:
+    style = getattr(route.auth, "auth_style", route.auth)
+    if style == "sigv4" and route.aws is None and getattr(route.auth, "credentials", None) is None:
         raise ConfigError(f"{where}: auth sigv4 needs an aws block with access_key and secret_key")
     if route.auth in ("bearer", "x-goog-api-key") and not route.api_keys:
         raise ConfigError(f"{where}: auth {route.auth} needs api_keys")
@@ -320,7 +338,8 @@ def load_settings(
         if value is not None:
             values[name] = (value, origin)
 
-    for name in ("base_url", "api_keys", "proxy_api_keys", "model_override", "http_port"):
+    names = ("base_url", "api_keys", "proxy_api_keys", "proxy_aws_credentials", "model_override")
+    for name in (*names, "http_port"):
         take(name, raw.get(name), f"{where}.{name}")
     for name in _ROLLUP_KEYS:
         take(f"rollup.{name}", rollup.get(name), f"{where}.rollup.{name}")
@@ -331,6 +350,7 @@ def load_settings(
     env_names = {
         "GEMINI_CALO_API_KEYS": "api_keys",
         "GEMINI_CALO_PROXY_API_KEYS": "proxy_api_keys",
+        "GEMINI_CALO_PROXY_AWS_CREDENTIALS": "proxy_aws_credentials",
         "GEMINI_CALO_BASE_URL": "base_url",
         "GEMINI_CALO_HTTP_PORT": "http_port",
         "GEMINI_CALO_LOG_LEVEL": "log.level",
@@ -377,6 +397,7 @@ def load_settings(
     settings = Settings(
         api_keys=get("api_keys", _str_list, ()),
         proxy_api_keys=get("proxy_api_keys", _str_list, ()),
+        proxy_aws_credentials=get("proxy_aws_credentials", _key_pairs, ()),
         base_url=get("base_url", _url, DEFAULT_BASE_URL),
         model_override=get("model_override", lambda v, w: str(v).strip() or None, None),
         model_routes=routes,

@@ -1,7 +1,9 @@
 """Outbound: point the request at its upstream and attach the real credentials.
 
 Auth styles: `bearer` and `x-goog-api-key` rotate the upstream's key pool; `none` sends no
-credential; a callable (sync or async) is given the flow and sets credentials itself.
+credential; `sigv4` signs with the route's AWS credentials; `bedrock-passthrough` uses what the
+client sent in X-AWS-* headers (bearer token, else SigV4 keys, else unsigned); a callable
+(sync or async) is given the flow and sets credentials itself.
 Runs after every other rewrite, so what is signed or keyed is what leaves.
 """
 
@@ -11,6 +13,7 @@ import inspect
 
 from mitmproxy import http
 
+from . import aws
 from .dialects import Operation
 from .routing import Upstream
 
@@ -29,7 +32,9 @@ def point_at(request: http.Request, op: Operation, upstream: Upstream) -> None:
     )
 
 
-async def attach(flow: http.HTTPFlow, upstream: Upstream) -> str | None:
+async def attach(
+    flow: http.HTTPFlow, upstream: Upstream, client: aws.ClientAWS | None = None
+) -> str | None:
     """Set the outbound credential; returns the key's label (never the key)."""
     auth = upstream.auth
     if callable(auth):
@@ -37,6 +42,11 @@ async def attach(flow: http.HTTPFlow, upstream: Upstream) -> str | None:
         if inspect.isawaitable(result):
             await result
         return f"{upstream.name}:custom"
+    if auth == "sigv4":
+        aws.sign(flow.request, upstream.aws, aws.region_from_host(upstream.host))
+        return f"{upstream.name}:sigv4"
+    if auth == "bedrock-passthrough":
+        return passthrough(flow.request, client or aws.ClientAWS())
     if auth == "none" or not upstream.keys:
         return None
     key = upstream.keys.next()
@@ -47,3 +57,14 @@ async def attach(flow: http.HTTPFlow, upstream: Upstream) -> str | None:
     else:
         raise ValueError(f"auth style {auth!r} is not available for this upstream")
     return key.label
+
+
+def passthrough(request: http.Request, client: aws.ClientAWS) -> str:
+    """The client's own Bedrock credentials: bearer token first, then SigV4 keys, else none."""
+    if client.bearer_token:
+        request.headers["authorization"] = f"Bearer {client.bearer_token}"
+        return "client:bearer"
+    if client.credentials:
+        aws.sign(request, client.credentials, aws.region_from_host(request.host))
+        return "client:sigv4"
+    return "client:unsigned"

@@ -1,7 +1,8 @@
 """Inbound authentication: the client must present one of the proxy keys.
 
 The key may come as `Authorization: Bearer`, `x-goog-api-key`, `x-api-key` or the `key` query
-parameter. Keys compare in constant time. Every client credential is stripped before the
+parameter. Keys compare in constant time. A client that signs with SigV4 (boto3 with ordinary
+AWS credentials) instead has its signature checked against the proxy's AWS credentials. Every client credential is stripped before the
 request leaves, so the proxy key never reaches an upstream.
 """
 
@@ -11,6 +12,7 @@ import hmac
 
 from mitmproxy import http
 
+from . import aws
 from .dialects import Refusal
 
 CLIENT_CREDENTIAL_HEADERS = ("authorization", "x-goog-api-key", "x-api-key")
@@ -31,16 +33,26 @@ def presented_key(request: http.Request) -> tuple[str | None, str | None]:
 
 
 class ProxyKeyCheck:
-    def __init__(self, proxy_keys: tuple[str, ...]):
+    def __init__(self, proxy_keys: tuple[str, ...], aws_secrets: tuple[tuple[str, str], ...] = ()):
         self._keys = tuple(k.encode() for k in proxy_keys)
+        self._sigv4 = aws.SigV4Verifier(dict(aws_secrets))
 
     @property
     def enabled(self) -> bool:
-        return bool(self._keys)
+        return bool(self._keys or self._sigv4)
 
     def check(self, request: http.Request) -> None:
-        if not self._keys:
+        if not self.enabled:
             return
+        if aws.is_sigv4(request):
+            if not self._sigv4:
+                raise Refusal(
+                    403, "SigV4 is not accepted here: use a proxy key", "AccessDeniedException"
+                )
+            self._sigv4.verify(request)
+            return
+        if not self._keys:
+            raise Refusal(401, "missing SigV4 signature")
         key, _ = presented_key(request)
         if not key:
             raise Refusal(401, "missing proxy API key")

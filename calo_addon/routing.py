@@ -57,40 +57,49 @@ class Router:
         )
         self._default_keys = KeyPool("default", settings.api_keys)
         self._base_url = settings.base_url
-        self._defaults: dict[str, Upstream] = {}
+        self._region = settings.bedrock.default_region
+        self._defaults: dict[tuple[str, str], Upstream] = {}
 
     def route_hosts(self) -> frozenset[str]:
         return frozenset(upstream.host for _, upstream in self.routes)
 
-    def select(self, op: Operation, model: str | None) -> Upstream:
+    def select(self, op: Operation, model: str | None, region: str | None = None) -> Upstream:
         if model is not None:
             for glob, upstream in self.routes:
                 if fnmatchcase(model, glob):
                     return upstream
-        return self.default_for(op)
+        return self.default_for(op, region or self._region)
 
-    def default_for(self, op: Operation) -> Upstream:
-        auth = op.dialect.default_auth
-        if auth not in self._defaults:
+    def default_for(self, op: Operation, region: str) -> Upstream:
+        url = op.dialect.default_url(region)
+        key = (op.dialect.default_auth, url or "")
+        if key not in self._defaults:
             # Gemini and OpenAI share the global pool: one rotation over the real keys.
             # base_url is the Gemini upstream by definition (GEMINI_CALO_BASE_URL), so OpenAI
             # paths sent there use Google's /v1beta/openai/ layer.
-            self._defaults[auth] = Upstream.from_url(
-                "default", self._base_url, auth, self._default_keys, 300.0, is_google=True
+            self._defaults[key] = Upstream.from_url(
+                "default",
+                url or self._base_url,
+                op.dialect.default_auth,
+                self._default_keys,
+                300.0,
+                is_google=url is None,
             )
-        return self._defaults[auth]
+        return self._defaults[key]
 
     def pools(self) -> list[KeyPool]:
         return [self._default_keys] + [u.keys for _, u in self.routes]
 
 
 def _route_upstream(glob: str, route: RouteConfig) -> Upstream:
+    # the Python API's providers (create_aws_sigv4_provider, ...) name a built-in style
+    auth = getattr(route.auth, "auth_style", route.auth)
     return Upstream.from_url(
         glob,
         route.url,
-        route.auth,
+        auth,
         KeyPool(glob, route.api_keys),
         route.timeout,
-        aws=route.aws,
+        aws=getattr(route.auth, "credentials", None) or route.aws,
         is_google=urlsplit(route.url).hostname == GOOGLE_HOST,
     )

@@ -12,8 +12,11 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+from botocore.eventstream import EventStreamBuffer
+
 SSE = "sse"
 JSON_ARRAY = "json-array"
+EVENTSTREAM = "eventstream"  # AWS binary event stream (Bedrock), framed by botocore
 MAX_PENDING = 8 * 1024 * 1024  # an event larger than this is not parsed (the bytes still pass)
 
 
@@ -23,6 +26,8 @@ def stream_format(content_type: str) -> str | None:
         return SSE
     if ctype == "application/json":
         return JSON_ARRAY
+    if ctype == "application/vnd.amazon.eventstream":
+        return EVENTSTREAM
     return None
 
 
@@ -40,7 +45,9 @@ def _decompressor(encoding: str):
 class StreamTap:
     def __init__(self, fmt: str, content_encoding: str, on_event: Callable[[Any], None]):
         self._on_event = on_event
-        self._parse = self._sse if fmt == SSE else self._json_array
+        self._parse = {SSE: self._sse, JSON_ARRAY: self._json_array}.get(fmt)
+        self._frames = EventStreamBuffer() if fmt == EVENTSTREAM else None
+        self.exceptions: list[str] = []  # exception events inside a 200 event stream
         self._buffer = ""
         self._bytes = b""
         self.chunks = 0
@@ -61,6 +68,9 @@ class StreamTap:
         return chunk
 
     def _feed(self, chunk: bytes) -> None:
+        if self._frames is not None:
+            self._feed_frames(chunk)
+            return
         data = self._inflate.decompress(chunk) if self._inflate and chunk else chunk
         self._bytes += data
         try:
@@ -74,6 +84,19 @@ class StreamTap:
             self.broken = True
             return
         self._parse(final=not chunk)
+
+    def _feed_frames(self, chunk: bytes) -> None:
+        self._frames.add_data(chunk)
+        for message in self._frames:
+            kind = message.headers.get(":message-type")
+            if kind == "event":
+                try:
+                    self._on_event(json.loads(message.payload))
+                except ValueError:
+                    pass
+            elif kind in ("exception", "error"):
+                name = message.headers.get(":exception-type") or message.headers.get(":error-code")
+                self.exceptions.append(f"{name}: {message.payload[:500].decode(errors='replace')}")
 
     def _emit(self, text: str) -> None:
         try:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from mitmproxy import http
 
-from . import gemini, openai
+from . import bedrock, gemini, openai
 from .base import Dialect, Operation, Refusal, Usage
 
-DIALECTS: tuple[Dialect, ...] = (gemini, openai)  # type: ignore[assignment]
+DIALECTS: tuple[Dialect, ...] = (gemini, openai, bedrock)  # type: ignore[assignment]
 
 __all__ = ["DIALECTS", "Dialect", "Operation", "Refusal", "Usage", "dialect_for_path", "recognise"]
 

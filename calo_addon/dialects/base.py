@@ -19,10 +19,17 @@ from mitmproxy import http
 class Refusal(Exception):
     """The proxy answers this request itself, with an error in the caller's API shape."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.code = code  # an API-specific error code, where the dialect's shape has one
         self.headers = headers or {}
 
 
@@ -69,7 +76,11 @@ class Dialect(Protocol):
 
     def upstream_path(self, op: Operation, path: str, upstream_is_google: bool) -> str: ...
 
-    def error(self, status: int, message: str) -> http.Response: ...
+    def default_url(self, region: str) -> str | None:
+        """Where an unrouted call goes; None for the configured base_url."""
+        ...
+
+    def error(self, status: int, message: str, code: str | None = None) -> http.Response: ...
 
     def usage(self, payload: Any) -> Usage | None: ...
 

@@ -99,7 +99,11 @@ def upstream_path(op: Operation, path: str, upstream_is_google: bool) -> str:
     return path
 
 
-def error(status: int, message: str) -> http.Response:
+def default_url(region: str) -> str | None:
+    return None  # base_url
+
+
+def error(status: int, message: str, code: str | None = None) -> http.Response:
     return json_response(
         status,
         {"error": {"code": status, "message": message, "status": _STATUS.get(status, "UNKNOWN")}},

@@ -80,6 +80,10 @@ def upstream_path(op: Operation, path: str, upstream_is_google: bool) -> str:
     return path
 
 
+def default_url(region: str) -> str | None:
+    return None  # base_url
+
+
 def error(status: int, message: str) -> http.Response:
     kind, code = _TYPES.get(
         status, ("server_error" if status >= 500 else "invalid_request_error", None)

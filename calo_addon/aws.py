@@ -1,0 +1,178 @@
+"""AWS credentials for Bedrock, all through botocore: SigV4 signing out, SigV4 checking in.
+
+Outbound, botocore signs the final request over `host`, `content-type` and `x-amz-*` only:
+hop-by-hop and mutable headers are left out, the host is the real upstream's, and botocore
+URI-encodes the canonical path itself (so model ids with `:` sign right).
+Inbound, a client that signed with proxy credentials (boto3 with ordinary SigV4 settings) is
+checked by recomputing its signature with botocore from what it sent.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hmac
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from mitmproxy import http
+
+from .config import AWSCredentials
+from .dialects import Refusal
+
+SERVICE = "bedrock"
+MAX_CLOCK_SKEW = datetime.timedelta(minutes=15)
+_AUTH = re.compile(
+    r"^AWS4-HMAC-SHA256\s+Credential=([^/,\s]+)/(\d{8})/([^/,\s]+)/([^/,\s]+)/aws4_request,\s*"
+    r"SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]{64})$"
+)
+REGION = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+-\d{1,2}$")
+
+
+@dataclass(frozen=True)
+class ClientAWS:
+    """Credentials a client handed the proxy in X-AWS-* headers, for header pass-through."""
+
+    bearer_token: str | None = None
+    credentials: AWSCredentials | None = None
+    region: str | None = None
+
+    @classmethod
+    def from_headers(cls, request: http.Request) -> ClientAWS:
+        headers = request.headers
+        region = headers.get("x-aws-region") or None
+        if region is not None and not REGION.match(region):
+            raise Refusal(400, f"invalid X-AWS-Region {region!r}", "ValidationException")
+        credentials = None
+        if headers.get("x-aws-access-key") and headers.get("x-aws-secret-key"):
+            credentials = AWSCredentials(
+                access_key=headers["x-aws-access-key"],
+                secret_key=headers["x-aws-secret-key"],
+                session_token=headers.get("x-aws-session-token") or None,
+                region=region or "us-east-1",
+            )
+        return cls(headers.get("x-aws-bearer-token") or None, credentials, region)
+
+
+_BEDROCK_HOST = re.compile(r"^bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com$")
+
+
+def region_from_host(host: str) -> str | None:
+    match = _BEDROCK_HOST.match(host)
+    return match.group(1) if match else None
+
+
+def is_bedrock_host(host: str) -> bool:
+    return _BEDROCK_HOST.match(host) is not None
+
+
+def is_sigv4(request: http.Request) -> bool:
+    return request.headers.get("authorization", "").startswith("AWS4-HMAC-SHA256")
+
+
+def sign(request: http.Request, creds: AWSCredentials, region: str | None = None) -> None:
+    """Sign `request` as it will leave, replacing any earlier signature."""
+    for name in ("authorization", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256"):
+        request.headers.pop(name, None)
+    signed = {
+        name: value
+        for name, value in request.headers.items()
+        if name.lower() == "content-type" or name.lower().startswith("x-amz-")
+    }
+    signed["host"] = request.host_header or request.host
+    aws_request = AWSRequest(
+        method=request.method, url=request.url, headers=signed, data=request.raw_content or b""
+    )
+    credentials = Credentials(creds.access_key, creds.secret_key, creds.session_token)
+    SigV4Auth(credentials, SERVICE, region or creds.region).add_auth(aws_request)
+    for name in ("Authorization", "X-Amz-Date", "X-Amz-Security-Token"):
+        if name in aws_request.headers:
+            request.headers[name] = aws_request.headers[name]
+
+
+class SigV4Verifier:
+    """Checks a client's SigV4 signature against the proxy's own access-key ids and secrets."""
+
+    def __init__(self, secrets: Mapping[str, str]):
+        self._secrets = dict(secrets)
+
+    def __bool__(self) -> bool:
+        return bool(self._secrets)
+
+    def verify(self, request: http.Request, now: datetime.datetime | None = None) -> str:
+        """The verified access-key id; raises Refusal(403) otherwise."""
+        match = _AUTH.match(request.headers.get("authorization", "").strip())
+        if not match:
+            raise Refusal(
+                403, "malformed SigV4 Authorization header", "IncompleteSignatureException"
+            )
+        key_id, date, region, service, signed_names, signature = match.groups()
+        secret = self._secrets.get(key_id)
+        if secret is None:
+            raise Refusal(
+                403,
+                "the security token included in the request is invalid",
+                "UnrecognizedClientException",
+            )
+        timestamp = request.headers.get("x-amz-date", "")
+        try:
+            when = datetime.datetime.strptime(timestamp, SIGV4_TIMESTAMP).replace(
+                tzinfo=datetime.UTC
+            )
+        except ValueError:
+            raise Refusal(
+                403, "missing or malformed X-Amz-Date", "IncompleteSignatureException"
+            ) from None
+        now = now or datetime.datetime.now(datetime.UTC)
+        if abs(now - when) > MAX_CLOCK_SKEW or not timestamp.startswith(date):
+            raise Refusal(403, "signature expired or not yet valid", "InvalidSignatureException")
+        names = signed_names.split(";")
+        headers = {}
+        for name in names:
+            if name not in request.headers:
+                raise Refusal(
+                    403, f"signed header {name!r} is missing", "InvalidSignatureException"
+                )
+            headers[name] = request.headers[name]
+        url = f"{request.scheme}://{request.host_header or request.host}{request.path}"
+        aws_request = AWSRequest(
+            method=request.method, url=url, headers=headers, data=request.raw_content or b""
+        )
+        aws_request.context["timestamp"] = timestamp
+        auth = SigV4Auth(Credentials(key_id, secret), service, region)
+        expected = auth.signature(
+            auth.string_to_sign(aws_request, auth.canonical_request(aws_request)), aws_request
+        )
+        if not hmac.compare_digest(expected, signature):
+            raise Refusal(403, "the request signature does not match", "InvalidSignatureException")
+        return key_id
+
+
+class SigV4Provider:
+    """`auth=` for a route that signs with fixed credentials (the YAML's `auth: sigv4`)."""
+
+    auth_style = "sigv4"
+
+    def __init__(self, credentials: AWSCredentials):
+        self.credentials = credentials
+
+    def __call__(self, flow: http.HTTPFlow) -> None:
+        sign(flow.request, self.credentials, region_from_host(flow.request.host))
+
+
+class PassthroughProvider:
+    """`auth=` for a route that uses each client's own X-AWS-* credentials."""
+
+    auth_style = "bedrock-passthrough"
+    credentials = None
+
+
+def create_aws_sigv4_provider(credentials: AWSCredentials) -> SigV4Provider:
+    return SigV4Provider(credentials)
+
+
+def create_passthrough_bedrock_provider() -> PassthroughProvider:
+    return PassthroughProvider()
