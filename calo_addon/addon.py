@@ -18,7 +18,7 @@ from . import aws, redact
 from . import config as cfg
 from .body import JsonBody
 from .calllog import CallLog, logger
-from .credentials import attach, point_at
+from .credentials import attach, label_sent_credentials, point_at
 from .dialects import Operation, Refusal, Usage, dialect_for_path, recognise
 from .inbound_auth import ProxyKeyCheck, presented_key, strip_client_credentials
 from .model_override import ModelOverride
@@ -138,11 +138,11 @@ class Calo:
             # starting, and until configured every API request is refused (never forwarded).
             logging.getLogger(__name__).error(f"calo_addon: {e}")
             return
+        old, self.pipeline = self.pipeline, Pipeline.build(settings, self._transformer)
         # Reverse mode rewrites Host before any hook; SigV4 clients signed the Host they sent,
         # so keep it. The addon sets Host itself on every request it forwards.
         if getattr(ctx.options, "keep_host_header", True) is False:
             ctx.options.keep_host_header = True
-        old, self.pipeline = self.pipeline, Pipeline.build(settings, self._transformer)
         if old is not None:
             old.log.stop()
         self.pipeline.log.start()
@@ -157,44 +157,56 @@ class Calo:
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
-        request = flow.request
         reverse = isinstance(flow.client_conn.proxy_mode, ReverseMode)
-        pipeline = self.pipeline
-        if not reverse and not (
-            pipeline and (request.host in pipeline.api_hosts or aws.is_bedrock_host(request.host))
-        ):
+        if not reverse and not self._is_api_host(flow.request.host):
             return  # explicit proxy: only API hosts are ours
+        try:
+            answer = await self._answer_or_forward(flow)
+        except Exception:  # noqa: BLE001 - fail closed: a bug here must never forward the request
+            logger.exception("calo_addon failed on %s %s", flow.request.method, flow.request.path)
+            self._calls.pop(flow, None)
+            path = flow.request.path.partition("?")[0]
+            answer = dialect_for_path(path).error(
+                500, "calo_addon internal error; nothing was sent upstream"
+            )
+        if answer is not None:
+            flow.response = answer
+            strip_client_credentials(flow.request)  # the stored flow keeps no client key
+
+    def _is_api_host(self, host: str) -> bool:
+        pipeline = self.pipeline
+        return pipeline is not None and (host in pipeline.api_hosts or aws.is_bedrock_host(host))
+
+    async def _answer_or_forward(self, flow: http.HTTPFlow) -> http.Response | None:
+        """The proxy's own answer to this request, or None once it is ready to go upstream."""
+        request, pipeline = flow.request, self.pipeline
         path = request.path.partition("?")[0]
         if request.method == "GET" and path == "/health":
-            flow.response = http.Response.make(200, HEALTH, {"content-type": "application/json"})
-            return
+            return http.Response.make(200, HEALTH, {"content-type": "application/json"})
         if pipeline is None:
-            flow.response = dialect_for_path(path).error(
-                503, "calo_addon has no valid configuration"
-            )
-            return
+            return dialect_for_path(path).error(503, "calo_addon has no valid configuration")
         try:
             op = recognise(request.method, path, presented_key(request)[1])
         except Refusal as refusal:
-            flow.response = dialect_for_path(path).error(refusal.status, refusal.message)
-            return
+            return dialect_for_path(path).error(refusal.status, refusal.message, refusal.code)
         if op is None:
             message = f"{request.method} {path} is not an API this proxy serves"
-            flow.response = dialect_for_path(path).error(404, message)
-            return
+            return dialect_for_path(path).error(404, message)
         call = self._calls[flow] = Call(op, pipeline)
         try:
             await self._prepare(flow, call, pipeline)
         except Refusal as refusal:
             call.refused = refusal
-            message = pipeline.scrub(refusal.message)
-            flow.response = op.dialect.error(refusal.status, message, refusal.code)
-            flow.response.headers.update(refusal.headers)
+            answer = op.dialect.error(refusal.status, pipeline.scrub(refusal.message), refusal.code)
+            answer.headers.update(refusal.headers)
+            return answer
+        return None
 
     async def _prepare(self, flow: http.HTTPFlow, call: Call, pipeline: Pipeline) -> None:
         """The request pipeline, in order. Any step may refuse with an error in the API's shape."""
         request, op = flow.request, call.op
-        pipeline.inbound.check(request)
+        if flow.is_replay != "request":  # a replay from mitmweb is the operator's, not a client's
+            pipeline.inbound.check(request)
         body = JsonBody(request) if op.needs_body else None
         payload = body.value if body else None
 
@@ -229,6 +241,7 @@ class Calo:
             return
         if call.deadline:
             call.deadline.cancel()
+        label_sent_credentials(flow.request, call.key_label)
         call.first_byte = time.monotonic()
         content_type = flow.response.headers.get("content-type", "")
         fmt = stream_format(content_type)
@@ -282,6 +295,8 @@ class Calo:
         self, flow: http.HTTPFlow, call: Call, status: int | None, error: str | None = None
     ) -> None:
         now = time.monotonic()
+        if call.refused is None:
+            label_sent_credentials(flow.request, call.key_label)
         upstream = call.upstream
         record = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -68,3 +68,19 @@ def passthrough(request: http.Request, client: aws.ClientAWS) -> str:
         aws.sign(request, client.credentials, aws.region_from_host(request.host))
         return "client:sigv4"
     return "client:unsigned"
+
+
+OUTBOUND_CREDENTIAL_HEADERS = (
+    "authorization",
+    "x-goog-api-key",
+    "x-api-key",
+    "x-amz-security-token",
+)
+
+
+def label_sent_credentials(request: http.Request, label: str | None) -> None:
+    """Once the request has gone, keep only a label in the stored flow: `-w` files, HAR
+    exports and mitmweb never hold a real key. A replay re-attaches fresh credentials."""
+    for name in OUTBOUND_CREDENTIAL_HEADERS:
+        if name in request.headers:
+            request.headers[name] = f"[calo: {label or 'credential'}]"

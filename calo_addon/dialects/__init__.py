@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from mitmproxy import http
-
 from . import bedrock, gemini, openai
 from .base import Dialect, Operation, Refusal, Usage
 
@@ -28,6 +26,3 @@ def dialect_for_path(path: str) -> Dialect:
             return dialect
     return gemini  # type: ignore[return-value]
 
-
-def error_for(path: str, status: int, message: str) -> http.Response:
-    return dialect_for_path(path).error(status, message)

@@ -84,12 +84,12 @@ def default_url(region: str) -> str | None:
     return None  # base_url
 
 
-def error(status: int, message: str) -> http.Response:
-    kind, code = _TYPES.get(
-        status, ("server_error" if status >= 500 else "invalid_request_error", None)
-    )
+def error(status: int, message: str, code: str | None = None) -> http.Response:
+    fallback = ("server_error" if status >= 500 else "invalid_request_error", None)
+    kind, default_code = _TYPES.get(status, fallback)
     return json_response(
-        status, {"error": {"message": message, "type": kind, "param": None, "code": code}}
+        status,
+        {"error": {"message": message, "type": kind, "param": None, "code": code or default_code}},
     )
 
 
