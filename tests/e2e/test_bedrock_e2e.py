@@ -272,10 +272,10 @@ def test_concurrent_signed_calls(proxy, fake):
 
 # ---------------------------------------------------------------- the proxy process
 # TODO(consolidate): move into conftest beside the Gemini/OpenAI fixtures.
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -352,3 +352,25 @@ def proxy_launcher():
     yield launch
     for p in started:
         p.stop()
+
+
+def test_bedrock_headers_and_content_type_are_forwarded(proxy, fake):
+    fake.clear()
+    client(proxy, "sigv4").invoke_model(
+        modelId=CLAUDE,
+        body=_anthropic_body(),
+        contentType="application/json",
+        accept="application/json",
+        trace="ENABLED",
+        guardrailIdentifier="gr-1",
+        guardrailVersion="2",
+        performanceConfigLatency="optimized",
+    )
+    (r,) = fake.requests
+    assert r.signature_ok is True
+    assert r.headers["content-type"] == "application/json"
+    assert r.headers["accept"] == "application/json"
+    assert r.headers["x-amzn-bedrock-trace"] == "ENABLED"
+    assert r.headers["x-amzn-bedrock-guardrailidentifier"] == "gr-1"
+    assert r.headers["x-amzn-bedrock-guardrailversion"] == "2"
+    assert r.headers["x-amzn-bedrock-performanceconfig-latency"] == "optimized"
