@@ -15,6 +15,7 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 
+from tests.e2e.launch import proxy_launcher  # noqa: F401 - fixture
 from tests.fake_bedrock import FakeBedrock
 
 PROXY_KEY = "proxy-key-bedrock"
@@ -268,90 +269,6 @@ def test_concurrent_signed_calls(proxy, fake):
     for t in threads:
         t.join()
     assert errors == [] and len(fake.requests) == 6 and all(r.signature_ok for r in fake.requests)
-
-
-# ---------------------------------------------------------------- the proxy process
-# TODO(consolidate): move into conftest beside the Gemini/OpenAI fixtures.
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-class _Proxy:
-    def __init__(self, cwd: Path, env: dict, mode: str):
-        self.cwd = cwd
-        self.log_path = cwd / "calo.log"
-        self.ca_cert = cwd / "mitm" / "mitmproxy-ca-cert.pem"
-        clean = {k: v for k, v in os.environ.items() if not k.startswith("GEMINI_CALO_")}
-        clean = {k: v for k, v in clean.items() if "proxy" not in k.lower()}
-        clean.update({"GEMINI_CALO_LOG_FILE": str(self.log_path), "GEMINI_CALO_LOG_LEVEL": "INFO"})
-        clean.update(env)
-        self.proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "mitmdump"),
-                "-s",
-                str(REPO / "calo_addon" / "__init__.py"),
-                "--mode",
-                mode,
-                "--listen-host",
-                "127.0.0.1",
-                "-p",
-                "0",
-                "--set",
-                "connection_strategy=lazy",
-                "--set",
-                f"confdir={cwd / 'mitm'}",
-            ],
-            cwd=cwd,
-            env=clean,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.output: list[str] = []
-        deadline = time.monotonic() + 30
-        for line in self.proc.stdout:
-            self.output.append(line)
-            if "listening at" in line:
-                self.port = int(line.rsplit(":", 1)[1].strip().rstrip("."))
-                break
-            if time.monotonic() > deadline:
-                break
-        else:
-            raise RuntimeError("proxy exited:\n" + "".join(self.output))
-        threading.Thread(
-            target=lambda: [self.output.append(x) for x in self.proc.stdout], daemon=True
-        ).start()
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def read_log_lines(self) -> list[dict]:
-        time.sleep(0.3)  # the log is written by a background thread
-        if not self.log_path.exists():
-            return []
-        return [json.loads(x) for x in self.log_path.read_text().splitlines() if x.strip()]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-@pytest.fixture(scope="module")
-def proxy_launcher():
-    started: list[_Proxy] = []
-
-    def launch(cwd: Path, env: dict, mode: str) -> _Proxy:
-        started.append(_Proxy(cwd, env, mode))
-        return started[-1]
-
-    yield launch
-    for p in started:
-        p.stop()
 
 
 def test_bedrock_headers_and_content_type_are_forwarded(proxy, fake):
