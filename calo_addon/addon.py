@@ -41,7 +41,7 @@ class Pipeline:
     router: Router
     log: CallLog
     scrub: redact.Scrubber
-    api_hosts: frozenset[str]
+    route_addresses: frozenset[str]  # host:port of every route's url
 
     @classmethod
     def build(cls, settings: cfg.Settings, transformer: Callable[[str], str] | None) -> Pipeline:
@@ -54,7 +54,7 @@ class Pipeline:
             router=router,
             log=CallLog(settings.log.file, settings.log.level, scrub),
             scrub=scrub,
-            api_hosts=API_HOSTS | router.route_hosts(),
+            route_addresses=router.route_addresses(),
         )
 
 
@@ -158,7 +158,7 @@ class Calo:
         if flow.response or flow.error or not flow.live:
             return
         reverse = isinstance(flow.client_conn.proxy_mode, ReverseMode)
-        if not reverse and not self._is_api_host(flow.request.host):
+        if not reverse and not self._is_api_host(flow.request.host, flow.request.port):
             return  # explicit proxy: only API hosts are ours
         try:
             answer = await self._answer_or_forward(flow)
@@ -173,9 +173,10 @@ class Calo:
             flow.response = answer
             strip_client_credentials(flow.request)  # the stored flow keeps no client key
 
-    def _is_api_host(self, host: str) -> bool:
-        pipeline = self.pipeline
-        return pipeline is not None and (host in pipeline.api_hosts or aws.is_bedrock_host(host))
+    def _is_api_host(self, host: str, port: int) -> bool:
+        if host in API_HOSTS or aws.is_bedrock_host(host):
+            return True  # even unconfigured: refused in shape, never passed through
+        return self.pipeline is not None and f"{host}:{port}" in self.pipeline.route_addresses
 
     async def _answer_or_forward(self, flow: http.HTTPFlow) -> http.Response | None:
         """The proxy's own answer to this request, or None once it is ready to go upstream."""

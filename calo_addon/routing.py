@@ -60,8 +60,8 @@ class Router:
         self._region = settings.bedrock.default_region
         self._defaults: dict[tuple[str, str], Upstream] = {}
 
-    def route_hosts(self) -> frozenset[str]:
-        return frozenset(upstream.host for _, upstream in self.routes)
+    def route_addresses(self) -> frozenset[str]:
+        return frozenset(upstream.address for _, upstream in self.routes)
 
     def select(self, op: Operation, model: str | None, region: str | None = None) -> Upstream:
         if model is not None:

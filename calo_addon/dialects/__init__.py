@@ -25,4 +25,3 @@ def dialect_for_path(path: str) -> Dialect:
         if dialect.claims_path(path):
             return dialect
     return gemini  # type: ignore[return-value]
-
