@@ -22,8 +22,10 @@ from .credentials import attach, label_sent_credentials, point_at
 from .dialects import Operation, Refusal, Usage, dialect_for_path, recognise
 from .inbound_auth import ProxyKeyCheck, presented_key, strip_client_credentials
 from .model_override import ModelOverride
+from .rollup import Plan, Rollup
 from .routing import GOOGLE_HOST, Router, Upstream
 from .streams import StreamTap, stream_format
+from .summarizer import Summarizer
 from .timeouts import Deadline
 from .upstream_health import UpstreamHealth
 
@@ -41,6 +43,7 @@ class Pipeline:
     router: Router
     log: CallLog
     scrub: redact.Scrubber
+    rollup: Rollup | None
     route_addresses: frozenset[str]  # host:port of every route's url
 
     @classmethod
@@ -54,6 +57,9 @@ class Pipeline:
             router=router,
             log=CallLog(settings.log.file, settings.log.level, scrub),
             scrub=scrub,
+            rollup=Rollup(settings.rollup, Summarizer(router, settings.rollup.summarizer_model))
+            if settings.rollup.enabled
+            else None,
             route_addresses=router.route_addresses(),
         )
 
@@ -75,11 +81,26 @@ class Call:
     usage: Usage | None = None
     tap: StreamTap | None = None
     deadline: Deadline | None = None
+    rollup: Plan | None = None
+    events: list | None = None  # stream events, kept only to give the rollup the reply
 
     def observe(self, event: Any) -> None:
         usage = self.op.dialect.usage(event)
         if usage is not None:
             self.usage = usage
+        if self.events is not None:
+            self.events.append(event)
+
+    def remember_reply(self, payload: Any) -> None:
+        """Feed the rollup the assistant's reply, from a whole response or the stream's events."""
+        rollup, op = self.pipeline.rollup, self.op
+        if rollup is None or self.rollup is None:
+            return
+        if self.events is not None:
+            reply = op.dialect.reply_from_events(op, self.events)
+        else:
+            reply = op.dialect.reply(op, payload)
+        rollup.remember(op, self.rollup, reply)
 
 
 class Calo:
@@ -220,6 +241,12 @@ class Calo:
                 body.mark_changed()
         call.effective_model = model
         call.streaming = op.dialect.streams(op, request, payload)
+        if pipeline.rollup is not None and op.conversation:
+            call.rollup = pipeline.rollup.plan(op, payload)
+            if call.rollup is not None:
+                call.events = [] if call.streaming else None
+                if call.rollup.used == "summary":
+                    body.mark_changed()
 
         client_aws = aws.ClientAWS.from_headers(request)
         region = client_aws.region or aws.region_from_host(request.host)
@@ -262,6 +289,8 @@ class Calo:
             self.health.mark_up(call.upstream.address)
             if call.tap is None:
                 self._read_usage(flow, call)
+            elif flow.response and flow.response.status_code == 200 and not call.tap.broken:
+                call.remember_reply(None)
         error = None
         if call.tap and call.tap.exceptions:  # an exception event inside a 200 event stream
             error = "; ".join(call.tap.exceptions)
@@ -288,9 +317,12 @@ class Calo:
         if not response or "json" not in response.headers.get("content-type", ""):
             return
         try:
-            call.observe(json.loads(response.get_content(strict=True) or b"null"))
+            payload = json.loads(response.get_content(strict=True) or b"null")
         except ValueError:
-            pass  # an undecodable or non-JSON body passes through as it is; no usage to read
+            return  # an undecodable or non-JSON body passes through as it is; no usage to read
+        call.observe(payload)
+        if response.status_code == 200:
+            call.remember_reply(payload)
 
     def _finish(
         self, flow: http.HTTPFlow, call: Call, status: int | None, error: str | None = None
@@ -315,7 +347,7 @@ class Calo:
             else None,
             "streaming": call.streaming,
             "usage": call.usage.as_dict() if call.usage else None,
-            "rollup_applied": None,
+            "rollup_applied": call.rollup.used if call.rollup else None,
         }
         if call.refused:
             record["refused"] = call.refused.message

@@ -59,6 +59,8 @@ class RollupSettings:
     cache_size: int = 20
     threshold: int = 4096
     summarizer_model: str = "gemini-2.5-flash"
+    max_bytes: int = 64 * 1024 * 1024  # the cache's bound in bytes, beside cache_size entries
+    ttl: float | None = None  # seconds an entry lives; None: until evicted
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ _TOP_KEYS = {
 }
 _ROUTE_KEYS = {"url", "api_keys", "auth", "timeout", "aws"}
 _AWS_KEYS = {"access_key", "secret_key", "session_token", "region"}
-_ROLLUP_KEYS = {"enabled", "cache_size", "threshold", "summarizer_model"}
+_ROLLUP_KEYS = {"enabled", "cache_size", "threshold", "summarizer_model", "max_bytes", "ttl"}
 _LOG_KEYS = {"level", "file"}
 _BEDROCK_KEYS = {"default_region"}
 

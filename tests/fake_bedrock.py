@@ -1,5 +1,7 @@
 """A fake bedrock-runtime on loopback that records requests and checks their SigV4 signatures.
 
+It also answers Gemini generateContent (as the rollup's summariser) with a short summary.
+
 For every request signed with SigV4 it recomputes the signature with botocore from exactly
 what it received and the secret it expects for the access-key id, and records whether it
 matched. Streaming operations answer with real AWS event-stream frames, sent one by one.
@@ -97,6 +99,8 @@ class FakeBedrock:
         self.release = threading.Event()
         self.last_frame_sent = threading.Event()
         self.stream_exception = False  # put an exception frame inside the 200 stream
+        self.summaries = 0
+        self.summarizer_fails = False
         self._lock = threading.Lock()
         fake = self
 
@@ -164,6 +168,16 @@ class FakeBedrock:
                     ok,
                     key_id,
                 )
+            )
+        if re.match(r"^/v1beta/models/[^/]+:generateContent$", handler.path):
+            self.summaries += 1
+            if self.summarizer_fails:
+                return self._json(handler, 500, {"error": {"code": 500, "message": "boom"}})
+            text = f"SUMMARY#{self.summaries} of {len(body)} bytes"
+            return self._json(
+                handler,
+                200,
+                {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}}]},
             )
         match = re.match(r"^/model/([^/]+)/([a-z-]+)$", handler.path)
         if not match:

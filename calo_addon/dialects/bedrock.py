@@ -122,3 +122,88 @@ def usage(payload: Any) -> Usage | None:
 
 def claims_path(path: str) -> bool:
     return path.startswith("/model/")
+
+
+# ---------------------------------------------------------------- conversation (rollup)
+
+
+def turns(op: Operation, body: Any) -> list | None:
+    messages = body.get("messages") if isinstance(body, dict) else None
+    return messages if isinstance(messages, list) else None
+
+
+def _blocks(message: dict) -> list:
+    content = message.get("content")
+    if isinstance(content, str):
+        return [{"text": content}]
+    return [b for b in content or [] if isinstance(b, dict)]
+
+
+def canonical(message: Any) -> str:
+    if not isinstance(message, dict):
+        return repr(message)
+    text, tools = [], []
+    for block in _blocks(message):
+        text.append(block.get("text", "") if isinstance(block.get("text"), str) else "")
+        if block.get("type") in ("tool_use", "tool_result"):
+            tools.append(block.get("id") or block.get("tool_use_id") or "")
+        for kind in ("toolUse", "toolResult"):
+            if isinstance(block.get(kind), dict):
+                tools.append(block[kind].get("toolUseId", ""))
+    suffix = f" [tools {' '.join(tools)}]" if tools else ""
+    return f"{message.get('role')}: {''.join(text)}{suffix}"
+
+
+def is_boundary(message: Any) -> bool:
+    if not isinstance(message, dict) or message.get("role") != "assistant":
+        return False
+    return not any(b.get("type") == "tool_use" or "toolUse" in b for b in _blocks(message))
+
+
+def _string_system(op: Operation, body: dict) -> bool:
+    """Anthropic's InvokeModel body takes `system` as a string; Converse and Nova as [{text}]."""
+    return op.name.startswith("invoke") and "anthropic_version" in body
+
+
+def inject(op: Operation, body: Any, remaining: list, context: str) -> None:
+    body["messages"] = remaining
+    existing = body.get("system")
+    if _string_system(op, body):
+        body["system"] = (
+            f"{context}\n\n{existing}" if isinstance(existing, str) and existing else context
+        )
+    else:
+        body["system"] = [{"text": context}, *(existing if isinstance(existing, list) else [])]
+
+
+def reply(op: Operation, payload: Any) -> dict | None:
+    if not isinstance(payload, dict):
+        return None
+    if isinstance(payload.get("output"), dict):  # Converse
+        message = payload["output"].get("message")
+        return message if isinstance(message, dict) else None
+    if isinstance(payload.get("content"), list):  # Anthropic InvokeModel
+        return {"role": "assistant", "content": payload["content"]}
+    return None
+
+
+def reply_from_events(op: Operation, events: list) -> dict | None:
+    text, tool = [], False
+    for event in events:
+        if isinstance(event, dict) and isinstance(event.get("bytes"), str):
+            try:
+                event = json.loads(base64.b64decode(event["bytes"]))
+            except ValueError:
+                continue
+        if not isinstance(event, dict):
+            continue
+        delta = event.get("delta")
+        if isinstance(delta, dict):
+            text.append(delta.get("text") or "")
+            tool = tool or "toolUse" in delta or delta.get("type") == "input_json_delta"
+        start = event.get("start") or event.get("content_block") or {}
+        tool = tool or "toolUse" in start or start.get("type") == "tool_use"
+    if not text and not tool:
+        return None
+    content = [{"type": "tool_use"}] if tool else []
+    return {"role": "assistant", "content": [{"type": "text", "text": "".join(text)}, *content]}

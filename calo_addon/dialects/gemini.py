@@ -123,3 +123,81 @@ def usage(payload: Any) -> Usage | None:
 
 def claims_path(path: str) -> bool:
     return path.startswith(("/v1beta/", "/v1/models"))
+
+
+# ---------------------------------------------------------------- conversation (rollup)
+
+
+def turns(op: Operation, body: Any) -> list | None:
+    contents = body.get("contents") if isinstance(body, dict) else None
+    return contents if isinstance(contents, list) and op.conversation else None
+
+
+def canonical(message: Any) -> str:
+    if not isinstance(message, dict):
+        return repr(message)
+    text, tools = [], []
+    for part in message.get("parts") or []:
+        if not isinstance(part, dict):
+            continue
+        text.append(part.get("text", ""))
+        for kind in ("functionCall", "function_call", "functionResponse", "function_response"):
+            if isinstance(part.get(kind), dict):
+                tools.append(f"{kind}:{part[kind].get('name', '')}")
+    suffix = f" [tools {' '.join(tools)}]" if tools else ""
+    return f"{message.get('role') or 'user'}: {''.join(text)}{suffix}"
+
+
+def is_boundary(message: Any) -> bool:
+    if not isinstance(message, dict) or message.get("role") != "model":
+        return False
+    parts = message.get("parts") or []
+    return not any(
+        isinstance(p, dict) and ("functionCall" in p or "function_call" in p) for p in parts
+    )
+
+
+def inject(op: Operation, body: Any, remaining: list, context: str) -> None:
+    body["contents"] = remaining
+    key = "systemInstruction" if "systemInstruction" in body else "system_instruction"
+    existing = body.get(key)
+    if isinstance(existing, dict) and isinstance(existing.get("parts"), list):
+        existing["parts"].insert(0, {"text": context})
+    else:
+        body[key] = {"parts": [{"text": context}]}
+
+
+def reply(op: Operation, payload: Any) -> dict | None:
+    try:
+        content = payload["candidates"][0]["content"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return {"role": "model", **content} if isinstance(content, dict) else None
+
+
+def reply_from_events(op: Operation, events: list) -> dict | None:
+    parts = []
+    for event in events:
+        message = reply(op, event)
+        parts += message.get("parts") or [] if message else []
+    if not parts:
+        return None
+    text = "".join(p.get("text", "") for p in parts if isinstance(p, dict) and "text" in p)
+    calls = [
+        p for p in parts if isinstance(p, dict) and ("functionCall" in p or "function_call" in p)
+    ]
+    return {"role": "model", "parts": [{"text": text}, *calls]}
+
+
+def summary_request(model: str, prompt: str) -> tuple[str, dict]:
+    """The summariser call, in this dialect (the rollup's summariser speaks Gemini)."""
+    path = f"/v1beta/models/{quote(model, safe='-._~@')}:generateContent"
+    return path, {"contents": [{"role": "user", "parts": [{"text": prompt}]}]}
+
+
+def summary_text(payload: Any) -> str | None:
+    message = reply(None, payload)  # type: ignore[arg-type]
+    if not message:
+        return None
+    text = "".join(p.get("text", "") for p in message.get("parts") or [] if isinstance(p, dict))
+    return text.strip() or None

@@ -106,3 +106,65 @@ def usage(payload: Any) -> Usage | None:
 
 def claims_path(path: str) -> bool:
     return path.startswith(("/v1beta/openai/", "/v1/chat", "/v1/embeddings", "/v1/"))
+
+
+# ---------------------------------------------------------------- conversation (rollup)
+
+
+def turns(op: Operation, body: Any) -> list | None:
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(messages, list):
+        return None
+    return [m for m in messages if not (isinstance(m, dict) and m.get("role") in _SYSTEM_ROLES)]
+
+
+_SYSTEM_ROLES = ("system", "developer")
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def canonical(message: Any) -> str:
+    if not isinstance(message, dict):
+        return repr(message)
+    tools = [c.get("id", "") for c in message.get("tool_calls") or [] if isinstance(c, dict)]
+    tools += [message["tool_call_id"]] if message.get("tool_call_id") else []
+    suffix = f" [tools {' '.join(tools)}]" if tools else ""
+    return f"{message.get('role')}: {_text(message.get('content'))}{suffix}"
+
+
+def is_boundary(message: Any) -> bool:
+    return (
+        isinstance(message, dict)
+        and message.get("role") == "assistant"
+        and not message.get("tool_calls")
+    )
+
+
+def inject(op: Operation, body: Any, remaining: list, context: str) -> None:
+    system = [m for m in body["messages"] if isinstance(m, dict) and m.get("role") in _SYSTEM_ROLES]
+    body["messages"] = [*system, {"role": "system", "content": context}, *remaining]
+
+
+def reply(op: Operation, payload: Any) -> dict | None:
+    try:
+        return payload["choices"][0]["message"]
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+def reply_from_events(op: Operation, events: list) -> dict | None:
+    text, tool_calls = [], []
+    for event in events:
+        for choice in event.get("choices") or [] if isinstance(event, dict) else []:
+            delta = choice.get("delta") or {}
+            text.append(delta.get("content") or "")
+            tool_calls += delta.get("tool_calls") or []
+    if not text and not tool_calls:
+        return None
+    return {"role": "assistant", "content": "".join(text), "tool_calls": tool_calls or None}
