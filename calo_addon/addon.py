@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import weakref
@@ -10,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from mitmproxy import command, ctx, http
 from mitmproxy.exceptions import OptionsError
 from mitmproxy.proxy.mode_specs import ReverseMode
@@ -81,6 +81,8 @@ class Call:
     usage: Usage | None = None
     tap: StreamTap | None = None
     deadline: Deadline | None = None
+    presented: str | None = None  # the client's key, for the inbound check
+    labelled: bool = False  # real credentials in the stored flow replaced by a label
     rollup: Plan | None = None
     events: list | None = None  # stream events, kept only to give the rollup the reply
 
@@ -208,13 +210,14 @@ class Calo:
         if pipeline is None:
             return dialect_for_path(path).error(503, "calo_addon has no valid configuration")
         try:
-            op = recognise(request.method, path, presented_key(request)[1])
+            presented, source = presented_key(request)
+            op = recognise(request.method, path, source)
         except Refusal as refusal:
             return dialect_for_path(path).error(refusal.status, refusal.message, refusal.code)
         if op is None:
             message = f"{request.method} {path} is not an API this proxy serves"
             return dialect_for_path(path).error(404, message)
-        call = self._calls[flow] = Call(op, pipeline)
+        call = self._calls[flow] = Call(op, pipeline, presented=presented)
         try:
             await self._prepare(flow, call, pipeline)
         except Refusal as refusal:
@@ -228,7 +231,7 @@ class Calo:
         """The request pipeline, in order. Any step may refuse with an error in the API's shape."""
         request, op = flow.request, call.op
         if flow.is_replay != "request":  # a replay from mitmweb is the operator's, not a client's
-            pipeline.inbound.check(request)
+            pipeline.inbound.check(request, call.presented)
         body = JsonBody(request) if op.needs_body else None
         payload = body.value if body else None
 
@@ -248,13 +251,12 @@ class Calo:
                 if call.rollup.used == "summary":
                     body.mark_changed()
 
-        client_aws = aws.ClientAWS.from_headers(request)
+        client_aws = aws.ClientAWS.from_headers(strip_client_credentials(request))
         region = client_aws.region or aws.region_from_host(request.host)
         upstream = call.upstream = pipeline.router.select(op, model, region)
         if reason := self.health.refusal_reason(upstream.address):
             raise Refusal(502, reason)
 
-        strip_client_credentials(request)
         point_at(request, op, upstream)
         if body:
             body.write_back()
@@ -270,6 +272,7 @@ class Calo:
         if call.deadline:
             call.deadline.cancel()
         label_sent_credentials(flow.request, call.key_label)
+        call.labelled = True
         call.first_byte = time.monotonic()
         content_type = flow.response.headers.get("content-type", "")
         fmt = stream_format(content_type)
@@ -317,7 +320,7 @@ class Calo:
         if not response or "json" not in response.headers.get("content-type", ""):
             return
         try:
-            payload = json.loads(response.get_content(strict=True) or b"null")
+            payload = orjson.loads(response.get_content(strict=True) or b"null")
         except ValueError:
             return  # an undecodable or non-JSON body passes through as it is; no usage to read
         call.observe(payload)
@@ -328,7 +331,7 @@ class Calo:
         self, flow: http.HTTPFlow, call: Call, status: int | None, error: str | None = None
     ) -> None:
         now = time.monotonic()
-        if call.refused is None:
+        if call.refused is None and not call.labelled:
             label_sent_credentials(flow.request, call.key_label)
         upstream = call.upstream
         record = {

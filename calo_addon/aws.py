@@ -41,8 +41,10 @@ class ClientAWS:
     region: str | None = None
 
     @classmethod
-    def from_headers(cls, request: http.Request) -> ClientAWS:
-        headers = request.headers
+    def from_headers(cls, headers: Mapping[str, str]) -> ClientAWS:
+        """From the X-AWS-* headers (lower-cased names) the client sent."""
+        if not headers:
+            return _NO_CLIENT_AWS
         region = headers.get("x-aws-region") or None
         if region is not None and not REGION.match(region):
             raise Refusal(400, f"invalid X-AWS-Region {region!r}", "ValidationException")
@@ -67,6 +69,9 @@ def region_from_host(host: str) -> str | None:
 
 def is_bedrock_host(host: str) -> bool:
     return _BEDROCK_HOST.match(host) is not None
+
+
+_NO_CLIENT_AWS = ClientAWS()
 
 
 def is_sigv4(request: http.Request) -> bool:

@@ -23,7 +23,7 @@ def point_at(request: http.Request, op: Operation, upstream: Upstream) -> None:
     path, sep, query = request.path.partition("?")
     path = op.dialect.upstream_path(op, path, upstream.is_google)
     request.scheme = upstream.scheme
-    request.host = upstream.host
+    request.data.host = upstream.host  # configured, plain ASCII: skip the setter's IDNA pass
     request.port = upstream.port
     request.path = f"{upstream.path_prefix}{path}{sep}{query}"
     default_port = 443 if upstream.scheme == "https" else 80

@@ -27,7 +27,7 @@ def presented_key(request: http.Request) -> tuple[str | None, str | None]:
     for name in ("x-goog-api-key", "x-api-key"):
         if name in request.headers:
             return request.headers[name].strip(), name
-    if "key" in request.query:
+    if "key=" in request.path and "key" in request.query:  # parse the query only if it may hold one
         return request.query["key"], "query"
     return None, None
 
@@ -41,7 +41,8 @@ class ProxyKeyCheck:
     def enabled(self) -> bool:
         return bool(self._keys or self._sigv4)
 
-    def check(self, request: http.Request) -> None:
+    def check(self, request: http.Request, presented: str | None) -> None:
+        """`presented`: the key `presented_key` found (read once per flow)."""
         if not self.enabled:
             return
         if aws.is_sigv4(request):
@@ -53,7 +54,7 @@ class ProxyKeyCheck:
             return
         if not self._keys:
             raise Refusal(401, "missing SigV4 signature")
-        key, _ = presented_key(request)
+        key = presented
         if not key:
             raise Refusal(401, "missing proxy API key")
         given = key.encode()
@@ -65,10 +66,21 @@ class ProxyKeyCheck:
             raise Refusal(401, "invalid proxy API key")
 
 
-def strip_client_credentials(request: http.Request) -> None:
-    for name in CLIENT_CREDENTIAL_HEADERS:
-        request.headers.pop(name, None)
-    for name in [n for n in request.headers if n.lower().startswith(CLIENT_CREDENTIAL_PREFIX)]:
-        request.headers.pop(name, None)
-    if "key" in request.query:
+_STRIPPED = frozenset(name.encode() for name in CLIENT_CREDENTIAL_HEADERS)
+
+
+def strip_client_credentials(request: http.Request) -> dict[str, str]:
+    """Remove every client credential in one pass; returns the X-AWS-* values it removed."""
+    fields = request.headers.fields
+    kept, aws = [], {}
+    for name, value in fields:
+        lower = name.lower()
+        if lower.startswith(b"x-aws-"):
+            aws[lower.decode("latin-1")] = value.decode("latin-1")
+        elif lower not in _STRIPPED:
+            kept.append((name, value))
+    if len(kept) != len(fields):
+        request.headers.fields = tuple(kept)
+    if "key=" in request.path and "key" in request.query:
         request.query.pop("key")
+    return aws
