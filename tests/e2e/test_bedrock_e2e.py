@@ -15,7 +15,6 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 
-from tests.e2e.launch import proxy_launcher  # noqa: F401 - fixture
 from tests.fake_bedrock import FakeBedrock
 
 PROXY_KEY = "proxy-key-bedrock"

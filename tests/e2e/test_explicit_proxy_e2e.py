@@ -11,12 +11,12 @@ import json
 import subprocess
 import sys
 import textwrap
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.e2e.launch import clean_env, proxy_launcher  # noqa: F401 - fixture
+from tests.e2e.launch import clean_env
 from tests.fake_bedrock import FakeBedrock
 
 PROXY_AKID, PROXY_SECRET = "AKIDEXPLICITPROXY", "explicit-proxy-secret"

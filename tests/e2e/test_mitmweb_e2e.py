@@ -9,7 +9,7 @@ import boto3
 import httpx
 from botocore.config import Config
 
-from tests.e2e.launch import free_port, proxy_launcher  # noqa: F401 - fixture
+from tests.e2e.launch import free_port
 from tests.fake_bedrock import FakeBedrock
 
 AKID, SECRET = "AKIDWEBPROXY", "web-proxy-secret"

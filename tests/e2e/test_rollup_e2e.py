@@ -14,7 +14,6 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from tests.e2e.launch import proxy_launcher  # noqa: F401 - fixture
 from tests.fake_bedrock import FakeBedrock
 
 AKID, SECRET = "AKIDROLLUPPROXY", "rollup-proxy-secret"
