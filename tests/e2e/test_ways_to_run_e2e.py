@@ -172,3 +172,26 @@ model_routes:
             everything = json.dumps(flow.get_state(), default=lambda b: b.decode("latin-1"))
             assert REAL_KEY not in everything and "proxy-key-dual" not in everything
             assert flow.request.headers["authorization"] == "[calo: anthropic.*#1]"
+
+        # replaying the stored flows (as mitmweb's replay does) re-attaches real credentials
+        fake.clear()
+        replay = subprocess.run(
+            [
+                str(BIN / "mitmdump"),
+                "-s",
+                str(REPO / "calo_addon" / "__init__.py"),
+                "-n",
+                "-C",
+                str(flows),
+                "--set",
+                f"confdir={tmp_path / 'mitm'}",
+            ],
+            cwd=tmp_path,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert replay.returncode == 0, replay.stdout + replay.stderr
+        assert [r.headers["authorization"] for r in fake.requests] == [f"Bearer {REAL_KEY}"] * 2
