@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 import weakref
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from .calllog import CallLog, logger
 from .credentials import attach, label_sent_credentials, point_at
 from .dialects import Operation, Refusal, Usage, dialect_for_path, recognise
 from .inbound_auth import ProxyKeyCheck, presented_key, strip_client_credentials
+from .keypool import AllKeysCooling, Key
 from .model_override import ModelOverride
 from .rollup import Plan, Rollup
 from .routing import GOOGLE_HOST, Router, Upstream
@@ -75,6 +77,8 @@ class Call:
     effective_model: str | None = None
     upstream: Upstream | None = None
     key_label: str | None = None
+    key: Key | None = None  # the pool key used, to cool it if the upstream refuses it
+    cooled: str | None = None
     streaming: bool = False
     refused: Refusal | None = None
     first_byte: float | None = None
@@ -177,6 +181,27 @@ class Calo:
 
     # ------------------------------------------------------------ request
 
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        """Refuse an oversized body before mitmproxy reads it."""
+        pipeline = self.pipeline
+        if pipeline is None or flow.response or flow.error:
+            return
+        length = flow.request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > pipeline.settings.max_body_bytes:
+            self._refuse_oversized(flow, pipeline)
+
+    def _refuse_oversized(self, flow: http.HTTPFlow, pipeline: Pipeline) -> None:
+        reverse = isinstance(flow.client_conn.proxy_mode, ReverseMode)
+        if not reverse and not self._is_api_host(flow.request.host, flow.request.port):
+            return
+        limit = pipeline.settings.max_body_bytes
+        path = flow.request.path.partition("?")[0]
+        flow.response = dialect_for_path(path).error(413, f"request body over {limit} bytes")
+        flow.response.headers["connection"] = (
+            "close"  # the unread body must not be parsed as a request
+        )
+        strip_client_credentials(flow.request)
+
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
@@ -209,6 +234,9 @@ class Calo:
             return http.Response.make(200, HEALTH, {"content-type": "application/json"})
         if pipeline is None:
             return dialect_for_path(path).error(503, "calo_addon has no valid configuration")
+        limit = pipeline.settings.max_body_bytes
+        if len(request.raw_content or b"") > limit:  # a chunked body has no content-length
+            return dialect_for_path(path).error(413, f"request body over {limit} bytes")
         try:
             presented, source = presented_key(request)
             op = recognise(request.method, path, source)
@@ -260,7 +288,13 @@ class Calo:
         point_at(request, op, upstream)
         if body:
             body.write_back()
-        call.key_label = await attach(flow, upstream, client_aws)
+        try:
+            used = await attach(flow, upstream, client_aws)
+        except AllKeysCooling as cooling:
+            wait = max(1, math.ceil(cooling.retry_after))
+            raise Refusal(429, str(cooling), headers={"Retry-After": str(wait)}) from None
+        call.key = used if isinstance(used, Key) else None
+        call.key_label = used.label if isinstance(used, Key) else used
         call.deadline = Deadline(flow, upstream.timeout)
 
     # ------------------------------------------------------------ response
@@ -290,6 +324,7 @@ class Calo:
             call.deadline.cancel()
         if call.refused is None and call.upstream is not None:
             self.health.mark_up(call.upstream.address)
+            self._cool_refused_key(flow, call)
             if call.tap is None:
                 self._read_usage(flow, call)
             elif flow.response and flow.response.status_code == 200 and not call.tap.broken:
@@ -314,6 +349,14 @@ class Calo:
         if call.upstream is not None and flow.response is None and never_connected:
             self.health.mark_down(call.upstream.address, message)
         self._finish(flow, call, status=status, error=message)
+
+    def _cool_refused_key(self, flow: http.HTTPFlow, call: Call) -> None:
+        status = flow.response.status_code if flow.response else 0
+        if call.key is None or status not in (401, 403, 429):
+            return
+        seconds = call.upstream.keys.cool(call.key, flow.response.headers.get("retry-after"))
+        call.cooled = f"{call.key.label} cooling {seconds:g}s after {status}"
+        logger.warning("calo_addon: %s", call.cooled)
 
     def _read_usage(self, flow: http.HTTPFlow, call: Call) -> None:
         response = flow.response
@@ -354,6 +397,8 @@ class Calo:
         }
         if call.refused:
             record["refused"] = call.refused.message
+        if call.cooled:
+            record["cooled"] = call.cooled
         if error:
             record["error"] = error
         if call.pipeline.log.debug:
@@ -373,8 +418,17 @@ class Calo:
             return "calo_addon: no valid configuration"
         lines = []
         for pool in self.pipeline.router.pools():
-            uses = ", ".join(f"{k.label}={n}" for k, n in zip(pool.keys, pool.uses))
-            lines.append(f"route {pool.name}: {len(pool.keys)} keys ({uses or 'none'})")
+            keys = ", ".join(
+                f"{label} uses={uses} " + (f"cooling {left:.0f}s" if left else "ready")
+                for label, uses, left in pool.state()
+            )
+            lines.append(f"route {pool.name}: {len(pool.keys)} keys ({keys or 'none'})")
+        if self.pipeline.rollup is not None:
+            stats = self.pipeline.rollup.stats()
+            lines.append(
+                f"rollup cache: {stats['entries']} conversations, {stats['ready']} summarised, "
+                f"{stats['bytes']} bytes"
+            )
         for address, reason in self.health.snapshot().items():
             lines.append(f"upstream {address}: down ({reason})")
         return "\n".join(lines)

@@ -88,6 +88,8 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     bedrock: BedrockSettings = field(default_factory=BedrockSettings)
     http_port: int = 8000
+    max_body_bytes: int = 32 * 1024 * 1024
+    key_cooldown_max: float = 300.0
     source: str = "defaults"
 
     def secrets(self) -> frozenset[str]:
@@ -164,6 +166,8 @@ _TOP_KEYS = {
     "log",
     "bedrock",
     "http_port",
+    "max_body_bytes",
+    "key_cooldown_max",
 }
 _ROUTE_KEYS = {"url", "api_keys", "auth", "timeout", "aws"}
 _AWS_KEYS = {"access_key", "secret_key", "session_token", "region"}
@@ -341,7 +345,7 @@ def load_settings(
             values[name] = (value, origin)
 
     names = ("base_url", "api_keys", "proxy_api_keys", "proxy_aws_credentials", "model_override")
-    for name in (*names, "http_port"):
+    for name in (*names, "http_port", "max_body_bytes", "key_cooldown_max"):
         take(name, raw.get(name), f"{where}.{name}")
     for name in _ROLLUP_KEYS:
         take(f"rollup.{name}", rollup.get(name), f"{where}.rollup.{name}")
@@ -355,6 +359,8 @@ def load_settings(
         "GEMINI_CALO_PROXY_AWS_CREDENTIALS": "proxy_aws_credentials",
         "GEMINI_CALO_BASE_URL": "base_url",
         "GEMINI_CALO_HTTP_PORT": "http_port",
+        "GEMINI_CALO_MAX_BODY_BYTES": "max_body_bytes",
+        "GEMINI_CALO_KEY_COOLDOWN_MAX": "key_cooldown_max",
         "GEMINI_CALO_LOG_LEVEL": "log.level",
         "GEMINI_CALO_LOG_FILE": "log.file",
         "GEMINI_CALO_MODEL_OVERRIDE": "model_override",
@@ -414,6 +420,8 @@ def load_settings(
         log=LogSettings(level=level, file=get("log.file", lambda v, w: str(v), "app.log")),
         bedrock=BedrockSettings(get("bedrock.default_region", lambda v, w: str(v), "us-east-1")),
         http_port=get("http_port", lambda v, w: _number(v, w, int, 1), 8000),
+        max_body_bytes=get("max_body_bytes", lambda v, w: _number(v, w, int, 1), 32 * 1024 * 1024),
+        key_cooldown_max=get("key_cooldown_max", lambda v, w: _number(v, w, float, 0), 300.0),
         source=str(path) if path else "environment",
     )
     if not settings.api_keys and not any(r.api_keys or r.aws for _, r in settings.model_routes):

@@ -15,6 +15,7 @@ from mitmproxy import http
 
 from . import aws
 from .dialects import Operation
+from .keypool import Key
 from .routing import Upstream
 
 
@@ -34,8 +35,8 @@ def point_at(request: http.Request, op: Operation, upstream: Upstream) -> None:
 
 async def attach(
     flow: http.HTTPFlow, upstream: Upstream, client: aws.ClientAWS | None = None
-) -> str | None:
-    """Set the outbound credential; returns the key's label (never the key)."""
+) -> Key | str | None:
+    """Set the outbound credential; returns the pool key used, or a label for other auth."""
     auth = upstream.auth
     if callable(auth):
         result = auth(flow)
@@ -56,7 +57,7 @@ async def attach(
         flow.request.headers["x-goog-api-key"] = key.secret
     else:
         raise ValueError(f"auth style {auth!r} is not available for this upstream")
-    return key.label
+    return key
 
 
 def passthrough(request: http.Request, client: aws.ClientAWS) -> str:

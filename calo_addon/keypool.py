@@ -1,22 +1,42 @@
-"""Round-robin over a list of real keys. Labels name a key without revealing it."""
+"""Round-robin over a route's real keys, skipping keys that are cooling down.
+
+An upstream 429, or a 401/403 for one key, cools that key for its Retry-After (default 30 s,
+at most the configured maximum). Labels name a key without revealing it.
+"""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+DEFAULT_COOLDOWN = 30.0
 
 
 @dataclass(frozen=True)
 class Key:
     secret: str
     label: str
+    index: int
+
+
+class AllKeysCooling(Exception):
+    def __init__(self, pool: str, retry_after: float):
+        super().__init__(f"every key of route {pool} is cooling down")
+        self.retry_after = retry_after
 
 
 class KeyPool:
-    def __init__(self, name: str, secrets: tuple[str, ...]):
+    def __init__(
+        self, name: str, secrets: tuple[str, ...], max_cooldown: float = 300.0, clock=time.monotonic
+    ):
         self.name = name
-        self.keys = tuple(Key(s, f"{name}#{i + 1}") for i, s in enumerate(secrets))
-        self._next = 0
+        self.keys = tuple(Key(s, f"{name}#{i + 1}", i) for i, s in enumerate(secrets))
         self.uses = [0] * len(self.keys)
+        self.cooling_until = [0.0] * len(self.keys)
+        self.max_cooldown = max_cooldown
+        self._next = 0
+        self._clock = clock
 
     def __bool__(self) -> bool:
         return bool(self.keys)
@@ -24,7 +44,41 @@ class KeyPool:
     def next(self) -> Key:
         if not self.keys:
             raise LookupError(f"no keys in pool {self.name}")
-        index = self._next % len(self.keys)
-        self._next = index + 1
-        self.uses[index] += 1
-        return self.keys[index]
+        now = self._clock()
+        for step in range(len(self.keys)):
+            index = (self._next + step) % len(self.keys)
+            if self.cooling_until[index] <= now:
+                self._next = index + 1
+                self.uses[index] += 1
+                return self.keys[index]
+        raise AllKeysCooling(self.name, min(self.cooling_until) - now)
+
+    def cool(self, key: Key, retry_after: str | None) -> float:
+        """Put `key` in cooldown; returns the seconds it will rest."""
+        seconds = min(parse_retry_after(retry_after, self._clock), self.max_cooldown)
+        self.cooling_until[key.index] = max(self.cooling_until[key.index], self._clock() + seconds)
+        return seconds
+
+    def state(self) -> list[tuple[str, int, float]]:
+        """(label, uses, seconds of cooldown left) per key."""
+        now = self._clock()
+        return [
+            (k.label, self.uses[k.index], max(0.0, self.cooling_until[k.index] - now))
+            for k in self.keys
+        ]
+
+
+def parse_retry_after(value: str | None, clock=time.monotonic) -> float:
+    """Retry-After as delay-seconds or an HTTP date; DEFAULT_COOLDOWN when absent or unreadable."""
+    if not value:
+        return DEFAULT_COOLDOWN
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return DEFAULT_COOLDOWN
+    return max(0.0, when - time.time())

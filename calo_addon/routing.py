@@ -53,9 +53,10 @@ class Upstream:
 class Router:
     def __init__(self, settings: Settings):
         self.routes: tuple[tuple[str, Upstream], ...] = tuple(
-            (glob, _route_upstream(glob, route)) for glob, route in settings.model_routes
+            (glob, _route_upstream(glob, route, settings.key_cooldown_max))
+            for glob, route in settings.model_routes
         )
-        self._default_keys = KeyPool("default", settings.api_keys)
+        self._default_keys = KeyPool("default", settings.api_keys, settings.key_cooldown_max)
         self._base_url = settings.base_url
         self._region = settings.bedrock.default_region
         self._defaults: dict[tuple[str, str], Upstream] = {}
@@ -91,14 +92,14 @@ class Router:
         return [self._default_keys] + [u.keys for _, u in self.routes]
 
 
-def _route_upstream(glob: str, route: RouteConfig) -> Upstream:
+def _route_upstream(glob: str, route: RouteConfig, max_cooldown: float) -> Upstream:
     # the Python API's providers (create_aws_sigv4_provider, ...) name a built-in style
     auth = getattr(route.auth, "auth_style", route.auth)
     return Upstream.from_url(
         glob,
         route.url,
         auth,
-        KeyPool(glob, route.api_keys),
+        KeyPool(glob, route.api_keys, max_cooldown),
         route.timeout,
         aws=getattr(route.auth, "credentials", None) or route.aws,
         is_google=urlsplit(route.url).hostname == GOOGLE_HOST,
