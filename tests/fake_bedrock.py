@@ -100,6 +100,7 @@ class FakeBedrock:
         self.last_frame_sent = threading.Event()
         self.stream_exception = False  # put an exception frame inside the 200 stream
         self.summaries = 0
+        self.scripted: list[tuple[int, dict, dict]] = []  # (status, headers, body) for next calls
         self.summarizer_fails = False
         self._lock = threading.Lock()
         fake = self
@@ -179,6 +180,9 @@ class FakeBedrock:
                 200,
                 {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}}]},
             )
+        if self.scripted:
+            status, headers, payload = self.scripted.pop(0)
+            return self._json(handler, status, payload, headers=headers)
         match = re.match(r"^/model/([^/]+)/([a-z-]+)$", handler.path)
         if not match:
             return self._json(
@@ -237,10 +241,14 @@ class FakeBedrock:
         handler.wfile.flush()
 
     @staticmethod
-    def _json(handler, status: int, payload: dict, error_type: str | None = None) -> None:
+    def _json(
+        handler, status: int, payload: dict, error_type: str | None = None, headers=None
+    ) -> None:
         data = json.dumps(payload).encode()
         handler.send_response(status)
         handler.send_header("content-type", "application/json")
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
         if error_type:
             handler.send_header("x-amzn-ErrorType", error_type)
         handler.send_header("content-length", str(len(data)))
