@@ -15,7 +15,7 @@ from mitmproxy import command, ctx, http
 from mitmproxy.exceptions import OptionsError
 from mitmproxy.proxy.mode_specs import ReverseMode
 
-from . import aws, redact
+from . import aws, failover, redact
 from . import config as cfg
 from .body import JsonBody
 from .calllog import CallLog, logger
@@ -79,6 +79,7 @@ class Call:
     key_label: str | None = None
     key: Key | None = None  # the pool key used, to cool it if the upstream refuses it
     cooled: str | None = None
+    retries: list[str] = field(default_factory=list)  # "status via key" per failed attempt
     streaming: bool = False
     refused: Refusal | None = None
     first_byte: float | None = None
@@ -136,6 +137,7 @@ class Calo:
         self._overrides = {_OVERRIDE_NAMES[k]: v for k, v in overrides.items() if v is not None}
         self.pipeline: Pipeline | None = None
         self.health = UpstreamHealth()
+        self.failover = failover.Failover()
         self._calls: weakref.WeakKeyDictionary[http.HTTPFlow, Call] = weakref.WeakKeyDictionary()
 
     # ------------------------------------------------------------ lifecycle
@@ -310,13 +312,15 @@ class Calo:
         call.first_byte = time.monotonic()
         content_type = flow.response.headers.get("content-type", "")
         fmt = stream_format(content_type)
-        if fmt and (call.streaming or fmt == "sse"):
+        # error answers and retries are buffered: a retry replaces them before any byte leaves
+        buffer = failover.retryable(flow) or failover.is_retry(flow)
+        if fmt and (call.streaming or fmt == "sse") and not buffer:
             call.tap = StreamTap(
                 fmt, flow.response.headers.get("content-encoding", ""), call.observe
             )
             flow.response.stream = call.tap
 
-    def response(self, flow: http.HTTPFlow) -> None:
+    async def response(self, flow: http.HTTPFlow) -> None:
         call = self._calls.pop(flow, None)
         if call is None:
             return
@@ -329,10 +333,26 @@ class Calo:
                 self._read_usage(flow, call)
             elif flow.response and flow.response.status_code == 200 and not call.tap.broken:
                 call.remember_reply(None)
+        if failover.is_retry(flow):
+            self.failover.settle(flow)
+        elif call.refused is None and call.tap is None:
+            await self._retry_while_failing(flow, call)
         error = None
         if call.tap and call.tap.exceptions:  # an exception event inside a 200 event stream
             error = "; ".join(call.tap.exceptions)
         self._finish(flow, call, flow.response.status_code if flow.response else None, error)
+
+    async def _retry_while_failing(self, flow: http.HTTPFlow, call: Call) -> None:
+        while failover.retryable(flow) and len(call.retries) < call.pipeline.settings.max_retries:
+            call.retries.append(f"{flow.response.status_code} via {call.key_label or '-'}")
+            retried = await self.failover.send_again(flow, call.upstream.timeout + 5)
+            if retried is None or retried.response is None:
+                return  # the retry failed to connect: the client keeps the first answer
+            outcome = retried.metadata.get("calo_outcome", {})
+            flow.response = retried.response
+            call.key_label = outcome.get("key_label", call.key_label)
+            if outcome.get("refused"):
+                return  # e.g. every key is cooling: that answer is final
 
     def error(self, flow: http.HTTPFlow) -> None:
         call = self._calls.pop(flow, None)
@@ -349,6 +369,8 @@ class Calo:
         if call.upstream is not None and flow.response is None and never_connected:
             self.health.mark_down(call.upstream.address, message)
         self._finish(flow, call, status=status, error=message)
+        if failover.is_retry(flow):
+            self.failover.settle(flow)
 
     def _cool_refused_key(self, flow: http.HTTPFlow, call: Call) -> None:
         status = flow.response.status_code if flow.response else 0
@@ -399,6 +421,14 @@ class Calo:
             record["refused"] = call.refused.message
         if call.cooled:
             record["cooled"] = call.cooled
+        if call.retries:
+            record["retries"] = call.retries
+        if failover.is_retry(flow):
+            record["retry_of"] = flow.metadata[failover.RETRY_OF]
+            flow.metadata["calo_outcome"] = {
+                "key_label": call.key_label,
+                "refused": call.refused is not None,
+            }
         if error:
             record["error"] = error
         if call.pipeline.log.debug:
@@ -460,6 +490,12 @@ def _comment(record: dict[str, Any]) -> str:
     else:
         parts.append(f"route {record['route']} via {record['upstream_host']}")
         parts.append(f"key {record['key_label'] or 'none'}")
+    if record.get("retries"):
+        parts.append(f"retried after {', '.join(record['retries'])}")
+    if record.get("cooled"):
+        parts.append(record["cooled"])
+    if record["rollup_applied"]:
+        parts.append(f"rollup {record['rollup_applied']}")
     if record["usage"]:
         parts.append(f"tokens {record['usage']['input_tokens']}/{record['usage']['output_tokens']}")
     if record.get("error"):

@@ -20,6 +20,7 @@ def test_refused_keys_cool_and_all_cooling_gives_429(tmp_path, proxy_launcher):
 api_keys: [unused]
 proxy_api_keys: [pk]
 key_cooldown_max: 120
+max_retries: 0
 model_routes:
   "anthropic.*": {{url: "{fake.url}", api_keys: [key-one, key-two], auth: bearer}}
 """
@@ -52,3 +53,34 @@ model_routes:
 
         status = [line for line in proxy.api_log_lines() if line.get("cooled")]
         assert [line["cooled"].split()[0] for line in status] == ["anthropic.*#1", "anthropic.*#2"]
+
+
+def test_failover_retries_with_the_next_key(tmp_path, proxy_launcher):
+    with FakeBedrock() as fake:
+        (tmp_path / "calo.yaml").write_text(
+            f"""
+api_keys: [unused]
+max_retries: 2
+model_routes:
+  "anthropic.*": {{url: "{fake.url}", api_keys: [key-a, key-b, key-c], auth: bearer}}
+"""
+        )
+        proxy = proxy_launcher(tmp_path, {}, f"reverse:{fake.url}")
+        fake.scripted = [
+            (500, {}, {"message": "internal"}),
+            (429, {"Retry-After": "5"}, {"message": "slow down"}),
+        ]
+        response = httpx.post(proxy.url + URL, content=BODY)
+        assert response.status_code == 200 and response.json()["usage"]["input_tokens"] == 12
+        used = [r.headers["authorization"] for r in fake.requests]
+        assert used == ["Bearer key-a", "Bearer key-b", "Bearer key-c"]
+        (line,) = [x for x in proxy.api_log_lines() if "retry_of" not in x]
+        assert line["retries"] == ["500 via anthropic.*#1", "429 via anthropic.*#2"]
+        assert line["status"] == 200 and line["key_label"] == "anthropic.*#3"
+
+        # out of retries: the last upstream answer reaches the client unchanged
+        fake.clear()
+        fake.scripted = [(503, {}, {"message": f"down {i}"}) for i in range(3)]
+        response = httpx.post(proxy.url + URL, content=BODY)
+        assert response.status_code == 503 and response.json() == {"message": "down 2"}
+        assert len(fake.requests) == 3
