@@ -306,7 +306,7 @@ class Calo:
         if call is None or call.refused or flow.response is None:
             return
         if call.deadline:
-            call.deadline.cancel()
+            call.deadline.cancel()  # re-armed per chunk below if the answer streams
         label_sent_credentials(flow.request, call.key_label)
         call.labelled = True
         call.first_byte = time.monotonic()
@@ -319,6 +319,9 @@ class Calo:
                 fmt, flow.response.headers.get("content-encoding", ""), call.observe
             )
             flow.response.stream = call.tap
+            if call.deadline:
+                call.tap.on_chunk = call.deadline.rearm
+                call.deadline.rearm(call.pipeline.settings.stream_idle_timeout)
 
     async def response(self, flow: http.HTTPFlow) -> None:
         call = self._calls.pop(flow, None)

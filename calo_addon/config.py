@@ -91,6 +91,7 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024
     key_cooldown_max: float = 300.0
     max_retries: int = 2
+    stream_idle_timeout: float = 120.0  # seconds between two chunks of a stream
     source: str = "defaults"
 
     def secrets(self) -> frozenset[str]:
@@ -170,6 +171,7 @@ _TOP_KEYS = {
     "max_body_bytes",
     "key_cooldown_max",
     "max_retries",
+    "stream_idle_timeout",
 }
 _ROUTE_KEYS = {"url", "api_keys", "auth", "timeout", "aws"}
 _AWS_KEYS = {"access_key", "secret_key", "session_token", "region"}
@@ -347,7 +349,14 @@ def load_settings(
             values[name] = (value, origin)
 
     names = ("base_url", "api_keys", "proxy_api_keys", "proxy_aws_credentials", "model_override")
-    for name in (*names, "http_port", "max_body_bytes", "key_cooldown_max", "max_retries"):
+    for name in (
+        *names,
+        "http_port",
+        "max_body_bytes",
+        "key_cooldown_max",
+        "max_retries",
+        "stream_idle_timeout",
+    ):
         take(name, raw.get(name), f"{where}.{name}")
     for name in _ROLLUP_KEYS:
         take(f"rollup.{name}", rollup.get(name), f"{where}.rollup.{name}")
@@ -364,6 +373,7 @@ def load_settings(
         "GEMINI_CALO_MAX_BODY_BYTES": "max_body_bytes",
         "GEMINI_CALO_KEY_COOLDOWN_MAX": "key_cooldown_max",
         "GEMINI_CALO_MAX_RETRIES": "max_retries",
+        "GEMINI_CALO_STREAM_IDLE_TIMEOUT": "stream_idle_timeout",
         "GEMINI_CALO_LOG_LEVEL": "log.level",
         "GEMINI_CALO_LOG_FILE": "log.file",
         "GEMINI_CALO_MODEL_OVERRIDE": "model_override",
@@ -426,6 +436,9 @@ def load_settings(
         max_body_bytes=get("max_body_bytes", lambda v, w: _number(v, w, int, 1), 32 * 1024 * 1024),
         key_cooldown_max=get("key_cooldown_max", lambda v, w: _number(v, w, float, 0), 300.0),
         max_retries=get("max_retries", lambda v, w: _number(v, w, int, 0), 2),
+        stream_idle_timeout=get(
+            "stream_idle_timeout", lambda v, w: _number(v, w, float, 0.001), 120.0
+        ),
         source=str(path) if path else "environment",
     )
     if not settings.api_keys and not any(r.api_keys or r.aws for _, r in settings.model_routes):

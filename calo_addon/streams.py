@@ -52,6 +52,7 @@ class StreamTap:
         self._bytes = b""
         self.chunks = 0
         self.broken = False
+        self.on_chunk: Callable[[], None] | None = None  # e.g. re-arm an idle timeout
         try:
             self._inflate = _decompressor(content_encoding)
         except ValueError:
@@ -60,6 +61,8 @@ class StreamTap:
     def __call__(self, chunk: bytes) -> bytes:
         if chunk:
             self.chunks += 1
+            if self.on_chunk is not None:
+                self.on_chunk()
         if not self.broken:
             try:
                 self._feed(chunk)

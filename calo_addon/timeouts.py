@@ -1,9 +1,10 @@
-"""Per-route timeouts on the wait for an upstream's response headers.
+"""Per-route timeouts: on the wait for the response headers, and between stream chunks.
 
 mitmproxy has no per-flow timeout and cannot kill a flow in transit (see the TODO in
 `Flow.kill`, mitmproxy issue #4711). What an addon can do is close the flow's upstream
-connection: mitmproxy then ends the flow through its `error` hook and answers the client
-itself with its 502 page (SPEC 4b), instead of leaving the client waiting forever.
+connection: mitmproxy then ends the flow (its `error` hook before headers, a cut stream
+after) instead of leaving the client waiting forever. Before headers the client gets
+mitmproxy's own 502 page (SPEC 4b); the log line says 504.
 """
 
 from __future__ import annotations
@@ -28,20 +29,34 @@ def close_upstream(flow: http.HTTPFlow) -> bool:
 
 
 class Deadline:
-    """Fires `close_upstream` unless cancelled (response headers arrived) within `seconds`."""
+    """Closes the upstream connection unless `rearm`ed or cancelled within `seconds`.
+
+    Armed when the request leaves (for the response headers), re-armed by each stream chunk
+    (an idle timeout, never a cap on a long generation), cancelled when the flow ends.
+    """
 
     def __init__(self, flow: http.HTTPFlow, seconds: float):
         self.expired = False
         self.seconds = seconds
         self._flow = flow
-        self._timer = asyncio.get_running_loop().call_later(seconds, self._expire)
+        self._loop = asyncio.get_running_loop()
+        self._timer = self._loop.call_later(seconds, self._expire)
+
+    def rearm(self, seconds: float | None = None) -> None:
+        self._timer.cancel()
+        if seconds is not None:
+            self.seconds = seconds
+        self._timer = self._loop.call_later(self.seconds, self._expire)
 
     def _expire(self) -> None:
-        if self._flow.response is not None or not self._flow.live:
+        if not self._flow.live:
             return
         self.expired = close_upstream(self._flow)
         if self.expired:
-            logger.warning("upstream %s timed out after %ss", self._flow.request.host, self.seconds)
+            phase = "between stream chunks" if self._flow.response else "waiting for headers"
+            logger.warning(
+                "upstream %s timed out after %ss %s", self._flow.request.host, self.seconds, phase
+            )
 
     def cancel(self) -> None:
         self._timer.cancel()

@@ -15,6 +15,7 @@ import json
 import re
 import struct
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
@@ -101,6 +102,13 @@ class FakeBedrock:
         self.stream_exception = False  # put an exception frame inside the 200 stream
         self.summaries = 0
         self.scripted: list[tuple[int, dict, dict]] = []  # (status, headers, body) for next calls
+        # faults: seconds before answering, between stream frames, a stall after N frames,
+        # a cut (connection closed) after N frames, and a body that claims gzip but is not
+        self.delay_headers = 0.0
+        self.frame_delay = 0.0
+        self.stall_after: int | None = None
+        self.cut_after: int | None = None
+        self.bad_gzip = False
         self.summarizer_fails = False
         self._lock = threading.Lock()
         fake = self
@@ -159,6 +167,8 @@ class FakeBedrock:
 
     def _handle(self, handler, body: bytes) -> None:
         ok, key_id = self._verify(handler, body)
+        if self.delay_headers:
+            time.sleep(self.delay_headers)
         with self._lock:
             self.requests.append(
                 Recorded(
@@ -189,6 +199,14 @@ class FakeBedrock:
                 handler, 404, {"message": "no such route"}, "ResourceNotFoundException"
             )
         model, operation = unquote(match.group(1)), match.group(2)
+        if operation == "invoke" and self.bad_gzip:
+            handler.send_response(200)
+            handler.send_header("content-type", "application/json")
+            handler.send_header("content-encoding", "gzip")
+            handler.send_header("content-length", "9")
+            handler.end_headers()
+            handler.wfile.write(b"not-gzip!")
+            return None
         if operation == "invoke":
             return self._json(
                 handler,
@@ -234,6 +252,13 @@ class FakeBedrock:
         for i, frame in enumerate(frames):
             if i == len(frames) - 1 and self.stream_gate:
                 self.release.wait(10)
+            if i == self.cut_after:
+                handler.close_connection = True
+                handler.connection.shutdown(2)
+                return None
+            if i == self.stall_after:
+                time.sleep(5)
+            time.sleep(self.frame_delay)
             handler.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
             handler.wfile.flush()
         self.last_frame_sent.set()
