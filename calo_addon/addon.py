@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+import os
 import time
 import weakref
 from collections.abc import Callable
@@ -31,6 +33,7 @@ from .summarizer import Summarizer
 from .timeouts import Deadline
 from .upstream_health import UpstreamHealth
 
+CONFIG_POLL = 1.0  # seconds between checks of the config file's modification time
 API_HOSTS = frozenset({GOOGLE_HOST, "api.openai.com"})
 HEALTH = b'{"status": "ok"}'
 
@@ -136,6 +139,8 @@ class Calo:
         self._transformer = model_transformer
         self._overrides = {_OVERRIDE_NAMES[k]: v for k, v in overrides.items() if v is not None}
         self.pipeline: Pipeline | None = None
+        self._config_stamp: tuple[float, int] | None = None
+        self._watcher: asyncio.Task | None = None
         self.health = UpstreamHealth()
         self.failover = failover.Failover()
         self._calls: weakref.WeakKeyDictionary[http.HTTPFlow, Call] = weakref.WeakKeyDictionary()
@@ -157,9 +162,8 @@ class Calo:
     def configure(self, updated: set[str]) -> None:
         if self.pipeline is not None and "calo_config" not in updated:
             return
-        path = getattr(ctx.options, "calo_config", None) or self._config_path
         try:
-            settings = cfg.load_settings(path, cfg.environment(), self._overrides)
+            self._load()
         except cfg.ConfigError as e:
             if self.pipeline is not None:
                 raise OptionsError(f"calo_addon: {e}") from None  # refused; the old one stays
@@ -167,17 +171,41 @@ class Calo:
             # starting, and until configured every API request is refused (never forwarded).
             logging.getLogger(__name__).error(f"calo_addon: {e}")
             return
-        old, self.pipeline = self.pipeline, Pipeline.build(settings, self._transformer)
         # Reverse mode rewrites Host before any hook; SigV4 clients signed the Host they sent,
         # so keep it. The addon sets Host itself on every request it forwards.
         if getattr(ctx.options, "keep_host_header", True) is False:
             ctx.options.keep_host_header = True
+
+    def _load(self) -> None:
+        """Build a pipeline from the configuration as it is now, and swap it in whole.
+        Flows under way keep the pipeline they started with."""
+        path = getattr(ctx.options, "calo_config", None) or self._config_path
+        settings = cfg.load_settings(path, cfg.environment(), self._overrides)
+        old, self.pipeline = self.pipeline, Pipeline.build(settings, self._transformer)
+        self._config_stamp = _stamp(settings.source)
         if old is not None:
             old.log.stop()
         self.pipeline.log.start()
         logger.info("calo_addon configured from %s", settings.source)
 
+    def running(self) -> None:
+        self._watcher = asyncio.get_running_loop().create_task(self._watch_config_file())
+
+    async def _watch_config_file(self) -> None:
+        """Reload when the YAML file changes; a config that cannot work is refused, old kept."""
+        while True:
+            await asyncio.sleep(CONFIG_POLL)
+            if self.pipeline is None or _stamp(self.pipeline.settings.source) == self._config_stamp:
+                continue
+            try:
+                self._load()
+            except cfg.ConfigError as e:
+                self._config_stamp = _stamp(self.pipeline.settings.source)  # say it once
+                logger.error("calo_addon: config change refused, the previous one stays: %s", e)
+
     def done(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
         if self.pipeline is not None:
             self.pipeline.log.stop()
 
@@ -434,10 +462,11 @@ class Calo:
             }
         if error:
             record["error"] = error
-        if call.pipeline.log.debug:
+        log = self.pipeline.log if self.pipeline else call.pipeline.log  # the current file
+        if log.debug:
             record["request"] = _message_dump(flow.request)
             record["response"] = _message_dump(flow.response) if flow.response else None
-        call.pipeline.log.write(record)
+        log.write(record)
         flow.comment = call.pipeline.scrub(_comment(record))
         if error or (status or 0) >= 400:
             flow.marked = ":red_circle:"
@@ -481,6 +510,14 @@ _OVERRIDE_NAMES = {
     "summarizer_model": "rollup.summarizer_model",
     "bedrock_default_region": "bedrock.default_region",
 }
+
+
+def _stamp(source: str) -> tuple[float, int] | None:
+    try:
+        stat = os.stat(source)
+    except OSError:
+        return None
+    return stat.st_mtime, stat.st_size
 
 
 def _comment(record: dict[str, Any]) -> str:
