@@ -27,7 +27,7 @@ _METHODS = {
     "batchEmbedContents": False,
     "countTokens": False,
 }
-_CALL = re.compile(r"^/(v1beta|v1)/models/([^/:]+):([A-Za-z]+)$")
+_CALL = re.compile(r"^/(v1beta|v1)/models/(.+):([A-Za-z]+)$")  # the model is checked when decoded
 _MODELS = re.compile(r"^/(v1beta|v1)/models(?:/([^/:]+))?/?$")
 
 _STATUS = {
