@@ -9,7 +9,6 @@ import os
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -17,100 +16,24 @@ from mitmproxy import command, ctx, http
 from mitmproxy.exceptions import OptionsError
 from mitmproxy.proxy.mode_specs import ReverseMode
 
-from . import aws, failover, redact
+from . import aws, failover
 from . import config as cfg
 from .body import JsonBody
-from .calllog import CallLog, logger
+from .call import Call, comment, message_dump
+from .calllog import logger
 from .credentials import attach, label_sent_credentials, point_at
-from .dialects import Operation, Refusal, Usage, dialect_for_path, recognise
-from .inbound_auth import ProxyKeyCheck, presented_key, strip_client_credentials
+from .dialects import Refusal, dialect_for_path, recognise
+from .inbound_auth import presented_key, strip_client_credentials
 from .keypool import AllKeysCooling, Key
-from .model_override import ModelOverride
-from .rollup import Plan, Rollup
-from .routing import GOOGLE_HOST, Router, Upstream
+from .pipeline import Pipeline
+from .routing import GOOGLE_HOST
 from .streams import StreamTap, stream_format
-from .summarizer import Summarizer
 from .timeouts import Deadline
 from .upstream_health import UpstreamHealth
 
 CONFIG_POLL = 1.0  # seconds between checks of the config file's modification time
 API_HOSTS = frozenset({GOOGLE_HOST, "api.openai.com"})
 HEALTH = b'{"status": "ok"}'
-
-
-@dataclass(frozen=True)
-class Pipeline:
-    """Everything built from one configuration. Swapped whole on reload; flows keep theirs."""
-
-    settings: cfg.Settings
-    inbound: ProxyKeyCheck
-    override: ModelOverride
-    router: Router
-    log: CallLog
-    scrub: redact.Scrubber
-    rollup: Rollup | None
-    route_addresses: frozenset[str]  # host:port of every route's url
-
-    @classmethod
-    def build(cls, settings: cfg.Settings, transformer: Callable[[str], str] | None) -> Pipeline:
-        router = Router(settings)
-        scrub = redact.Scrubber(settings.secrets())
-        return cls(
-            settings=settings,
-            inbound=ProxyKeyCheck(settings.proxy_api_keys, settings.proxy_aws_credentials),
-            override=ModelOverride(settings.model_override, transformer),
-            router=router,
-            log=CallLog(settings.log.file, settings.log.level, scrub),
-            scrub=scrub,
-            rollup=Rollup(settings.rollup, Summarizer(router, settings.rollup.summarizer_model))
-            if settings.rollup.enabled
-            else None,
-            route_addresses=router.route_addresses(),
-        )
-
-
-@dataclass
-class Call:
-    """What the addon did to one API flow, for the log line and the flow comment."""
-
-    op: Operation
-    pipeline: Pipeline
-    started: float = field(default_factory=time.monotonic)
-    requested_model: str | None = None
-    effective_model: str | None = None
-    upstream: Upstream | None = None
-    key_label: str | None = None
-    key: Key | None = None  # the pool key used, to cool it if the upstream refuses it
-    cooled: str | None = None
-    retries: list[str] = field(default_factory=list)  # "status via key" per failed attempt
-    streaming: bool = False
-    refused: Refusal | None = None
-    first_byte: float | None = None
-    usage: Usage | None = None
-    tap: StreamTap | None = None
-    deadline: Deadline | None = None
-    presented: str | None = None  # the client's key, for the inbound check
-    labelled: bool = False  # real credentials in the stored flow replaced by a label
-    rollup: Plan | None = None
-    events: list | None = None  # stream events, kept only to give the rollup the reply
-
-    def observe(self, event: Any) -> None:
-        usage = self.op.dialect.usage(event)
-        if usage is not None:
-            self.usage = usage
-        if self.events is not None:
-            self.events.append(event)
-
-    def remember_reply(self, payload: Any) -> None:
-        """Feed the rollup the assistant's reply, from a whole response or the stream's events."""
-        rollup, op = self.pipeline.rollup, self.op
-        if rollup is None or self.rollup is None:
-            return
-        if self.events is not None:
-            reply = op.dialect.reply_from_events(op, self.events)
-        else:
-            reply = op.dialect.reply(op, payload)
-        rollup.remember(op, self.rollup, reply)
 
 
 class Calo:
@@ -426,48 +349,21 @@ class Calo:
     def _finish(
         self, flow: http.HTTPFlow, call: Call, status: int | None, error: str | None = None
     ) -> None:
-        now = time.monotonic()
         if call.refused is None and not call.labelled:
             label_sent_credentials(flow.request, call.key_label)
-        upstream = call.upstream
-        record = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "api": call.op.dialect.name,
-            "operation": call.op.name,
-            "requested_model": call.requested_model,
-            "effective_model": call.effective_model,
-            "route": upstream.name if upstream else None,
-            "upstream_host": upstream.address if upstream else None,
-            "key_label": call.key_label,
-            "status": status,
-            "latency_ms": round((now - call.started) * 1000, 1),
-            "ttfb_ms": round((call.first_byte - call.started) * 1000, 1)
-            if call.first_byte
-            else None,
-            "streaming": call.streaming,
-            "usage": call.usage.as_dict() if call.usage else None,
-            "rollup_applied": call.rollup.used if call.rollup else None,
-        }
-        if call.refused:
-            record["refused"] = call.refused.message
-        if call.cooled:
-            record["cooled"] = call.cooled
-        if call.retries:
-            record["retries"] = call.retries
+        record = call.record(status, error)
         if failover.is_retry(flow):
             record["retry_of"] = flow.metadata[failover.RETRY_OF]
             flow.metadata["calo_outcome"] = {
                 "key_label": call.key_label,
                 "refused": call.refused is not None,
             }
-        if error:
-            record["error"] = error
         log = self.pipeline.log if self.pipeline else call.pipeline.log  # the current file
         if log.debug:
-            record["request"] = _message_dump(flow.request)
-            record["response"] = _message_dump(flow.response) if flow.response else None
+            record["request"] = message_dump(flow.request)
+            record["response"] = message_dump(flow.response) if flow.response else None
         log.write(record)
-        flow.comment = call.pipeline.scrub(_comment(record))
+        flow.comment = call.pipeline.scrub(comment(record))
         if error or (status or 0) >= 400:
             flow.marked = ":red_circle:"
 
@@ -518,35 +414,3 @@ def _stamp(source: str) -> tuple[float, int] | None:
     except OSError:
         return None
     return stat.st_mtime, stat.st_size
-
-
-def _comment(record: dict[str, Any]) -> str:
-    model = record["requested_model"] or "-"
-    if record["effective_model"] and record["effective_model"] != record["requested_model"]:
-        model = f"{model} -> {record['effective_model']}"
-    parts = [f"calo: {record['api']} {record['operation']} {model}"]
-    if record.get("refused"):
-        parts.append(f"refused: {record['refused']}")
-    else:
-        parts.append(f"route {record['route']} via {record['upstream_host']}")
-        parts.append(f"key {record['key_label'] or 'none'}")
-    if record.get("retries"):
-        parts.append(f"retried after {', '.join(record['retries'])}")
-    if record.get("cooled"):
-        parts.append(record["cooled"])
-    if record["rollup_applied"]:
-        parts.append(f"rollup {record['rollup_applied']}")
-    if record["usage"]:
-        parts.append(f"tokens {record['usage']['input_tokens']}/{record['usage']['output_tokens']}")
-    if record.get("error"):
-        parts.append(f"error: {record['error']}")
-    return "; ".join(parts)
-
-
-def _message_dump(message: http.Message) -> dict[str, Any]:
-    text = message.get_text(strict=False) or ""
-    dump: dict[str, Any] = {"headers": redact.headers(message.headers.items(multi=True))}
-    if isinstance(message, http.Request):
-        dump["query"] = redact.query(message.query.items(multi=True))
-    dump["body"] = text[:65536]
-    return dump
