@@ -165,3 +165,106 @@ def test_rollup_off_leaves_bodies_byte_identical(tmp_path, fake, proxy_launcher)
     converse_turns(c, stream=False, turns=3)
     received = [r.body for r in fake.requests if "/converse" in r.path]
     assert received == sent and not [r for r in fake.requests if ":generateContent" in r.path]
+
+
+# ---------------------------------------------------------------- OpenAI and Gemini shapes
+
+
+def _llm_proxy(tmp_path, proxy_launcher, fake):
+    env = {
+        "GEMINI_CALO_API_KEYS": "sum-key-1,sum-key-2",
+        "GEMINI_CALO_BASE_URL": fake.url,
+        "GEMINI_CALO_CONVERSATION_SIZE_SUMMARIZATION_THRESHOLD": "300",
+    }
+    return proxy_launcher(tmp_path, env, f"reverse:{fake.url}")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_openai_conversation_is_rolled_up(tmp_path, proxy_launcher, stream):
+    import openai
+
+    from tests.fake_llm import FakeLLM
+
+    with FakeLLM() as fake:
+        proxy = _llm_proxy(tmp_path, proxy_launcher, fake)
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
+        messages = [{"role": "system", "content": "You are terse."}]
+        for i in range(4):
+            messages.append({"role": "user", "content": f"turn {i}: {LONG}"})
+            if stream:
+                chunks = client.chat.completions.create(
+                    model="gpt-x", messages=messages, stream=True
+                )
+                text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            else:
+                text = (
+                    client.chat.completions.create(model="gpt-x", messages=messages)
+                    .choices[0]
+                    .message.content
+                )
+            messages.append({"role": "assistant", "content": text})
+            time.sleep(0.3)
+        chats = [r for r in fake.requests if r.path.endswith("/chat/completions")]
+        summaries = [r for r in fake.requests if r.path.endswith(":generateContent")]
+        assert summaries and summaries[0].path == "/v1beta/models/gemini-2.5-flash:generateContent"
+        assert summaries[0].headers["x-goog-api-key"] in ("sum-key-1", "sum-key-2")
+        last = chats[-1].json()["messages"]
+        assert len(last) < len(messages) - 1
+        assert last[0] == {"role": "system", "content": "You are terse."}
+        assert last[1]["role"] == "system" and last[1]["content"].startswith(
+            "Summary of the earlier"
+        )
+        assert last[2]["role"] == "user"
+
+
+def test_gemini_conversation_is_rolled_up_into_system_instruction(tmp_path, proxy_launcher):
+    import httpx
+
+    from tests.fake_llm import FakeLLM
+
+    with FakeLLM() as fake:
+        proxy = _llm_proxy(tmp_path, proxy_launcher, fake)
+        contents = []
+        url = f"{proxy.url}/v1beta/models/gemini-2.5-flash:generateContent"
+        for i in range(4):
+            contents.append({"role": "user", "parts": [{"text": f"turn {i}: {LONG}"}]})
+            answer = httpx.post(url, json={"contents": contents}).json()
+            contents.append(answer["candidates"][0]["content"])
+            time.sleep(0.3)
+        calls = [
+            r.json()
+            for r in fake.requests
+            if r.json()
+            .get("contents", [{}])[0]
+            .get("parts", [{}])[0]
+            .get("text", "")
+            .startswith("turn")
+        ]
+        last = calls[-1]
+        assert len(last["contents"]) < len(contents) - 1
+        assert last["system_instruction"]["parts"][0]["text"].startswith("Summary of the earlier")
+
+
+def test_tool_calls_are_never_split_from_their_results(tmp_path, proxy_launcher):
+    """A reply that asks for a tool is no turn boundary: nothing is remembered there."""
+    import openai
+
+    from tests.fake_llm import FakeLLM
+
+    with FakeLLM() as fake:
+        proxy = _llm_proxy(tmp_path, proxy_launcher, fake)
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
+        call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+        messages = [
+            {"role": "user", "content": LONG * 2},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_1", "content": LONG},
+        ]
+        for _ in range(3):
+            client.chat.completions.create(model="gpt-x", messages=messages)
+            time.sleep(0.3)
+        # the fake always answers text, so prefixes end after an assistant text reply only;
+        # every request starts with the same untouched user + tool call + tool result
+        for r in [r for r in fake.requests if r.path.endswith("/chat/completions")]:
+            sent = r.json()["messages"]
+            assert [m["role"] for m in sent[:3]] == ["user", "assistant", "tool"]
