@@ -142,3 +142,42 @@ def test_unrelated_host_passes_through_untouched(proxy):
         ]
     finally:
         server.shutdown()
+
+
+def test_openai_and_genai_by_environment_alone(tmp_path, proxy_launcher):
+    from tests.fake_llm import FakeLLM
+
+    with FakeLLM() as llm:
+        env = {
+            "GEMINI_CALO_API_KEYS": "real-gemini-1,real-gemini-2",
+            "GEMINI_CALO_PROXY_API_KEYS": "proxy-key-env",
+            "GEMINI_CALO_BASE_URL": llm.url,
+        }
+        proxy = proxy_launcher(tmp_path, env, "regular")
+        common = {"HTTPS_PROXY": proxy.url, "SSL_CERT_FILE": str(proxy.ca_cert)}
+        result = run_client(
+            """
+            import openai
+            chat = openai.OpenAI(max_retries=0).chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+            print(chat.choices[0].message.content)
+            """,
+            {**common, "OPENAI_API_KEY": "proxy-key-env"},
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "hello from fake"
+        result = run_client(
+            """
+            from google import genai
+            client = genai.Client()
+            print(client.models.generate_content(model="gemini-2.5-flash", contents="hi").text)
+            """,
+            {**common, "GEMINI_API_KEY": "proxy-key-env"},
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "hello from fake"
+        openai_call, gemini_call = llm.requests
+        assert openai_call.path == "/v1beta/openai/chat/completions"
+        assert openai_call.headers["authorization"] == "Bearer real-gemini-1"
+        assert gemini_call.path.endswith("/models/gemini-2.5-flash:generateContent")
+        assert gemini_call.headers["x-goog-api-key"] == "real-gemini-2"
