@@ -232,8 +232,9 @@ class Calo:
                 if call.rollup.used == "summary":
                     body.mark_changed()
 
+        signed_for = aws.signed_region(request)
         client_aws = aws.ClientAWS.from_headers(strip_client_credentials(request))
-        region = client_aws.region or aws.region_from_host(request.host)
+        region = client_aws.region or aws.region_from_host(request.host) or signed_for
         upstream = call.upstream = pipeline.router.select(op, model, region)
         if reason := self.health.refusal_reason(upstream.address):
             raise Refusal(502, reason)

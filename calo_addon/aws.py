@@ -74,6 +74,12 @@ def is_bedrock_host(host: str) -> bool:
 _NO_CLIENT_AWS = ClientAWS()
 
 
+def signed_region(request: http.Request) -> str | None:
+    """The region a SigV4 client signed for (its credential scope), if it signed."""
+    match = _AUTH.match(request.headers.get("authorization", "").strip())
+    return match.group(3) if match and REGION.match(match.group(3)) else None
+
+
 def is_sigv4(request: http.Request) -> bool:
     return request.headers.get("authorization", "").startswith("AWS4-HMAC-SHA256")
 
