@@ -70,3 +70,21 @@ model_routes:
         assert flow["comment"].startswith("calo: bedrock converse anthropic.claude-3-haiku")
         assert "route anthropic.*" in flow["comment"] and "tokens 8/3" in flow["comment"]
         assert REAL_SECRET not in json.dumps(flows)
+
+        # calo.status from mitmweb's command bar (its /commands API, with the XSRF cookie)
+        with httpx.Client(base_url=f"http://127.0.0.1:{web_port}") as web:
+            web.get(
+                "/updates", headers={"Authorization": "Bearer calo-test-pw"}
+            )  # sets the XSRF cookie
+            answer = web.post(
+                "/commands/calo.status",
+                json={"arguments": []},
+                headers={
+                    "Authorization": "Bearer calo-test-pw",
+                    "X-XSRFToken": web.cookies.get("_mitmproxy_xsrf") or "",
+                },
+            )
+            assert answer.status_code == 200, answer.text
+            status = answer.json()["value"]
+        assert "route anthropic.*" in status and "rollup cache: 0 conversations" in status
+        assert REAL_SECRET not in status and SECRET not in status
