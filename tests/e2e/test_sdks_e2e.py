@@ -328,3 +328,24 @@ def test_concurrent_clients_each_get_their_own_stream(proxy, fake):
     for t in threads:
         t.join()
     assert errors == [] and set(results.values()) == {"chunk 0 chunk 1 chunk 2 "}
+
+
+def test_debug_log_has_headers_and_bodies_with_secrets_redacted(tmp_path, proxy_launcher):
+    with FakeLLM() as fake:
+        env = {
+            "GEMINI_CALO_API_KEYS": "real-debug-key",
+            "GEMINI_CALO_PROXY_API_KEYS": "proxy-debug-key",
+            "GEMINI_CALO_BASE_URL": fake.url,
+            "GEMINI_CALO_LOG_LEVEL": "DEBUG",
+        }
+        proxy = proxy_launcher(tmp_path, env, f"reverse:{fake.url}")
+        client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="proxy-debug-key", max_retries=0)
+        client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "say real-debug-key"}]
+        )
+        (line,) = proxy.api_log_lines()
+        assert line["request"]["headers"]["authorization"] == "[REDACTED]"
+        assert "say [REDACTED]" in line["request"]["body"]  # a key inside a body is scrubbed too
+        assert "hello from fake" in line["response"]["body"]
+        text = proxy.log_path.read_text()
+        assert "real-debug-key" not in text and "proxy-debug-key" not in text
