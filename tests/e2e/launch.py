@@ -26,6 +26,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for(predicate, seconds: float = 15.0) -> bool:
+    """Poll `predicate` until it holds or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """os.environ without GEMINI_CALO_* and proxy variables, plus `extra`."""
     env = {

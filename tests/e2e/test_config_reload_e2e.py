@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import boto3
 import httpx
 from botocore.config import Config
 
+from tests.e2e.launch import wait_for
 from tests.fake_bedrock import FakeBedrock
 
 CLAUDE = "anthropic.claude-3-haiku-20240307-v1:0"
@@ -23,15 +23,6 @@ api_keys: [unused]
 model_routes:
   "anthropic.*": {{url: "{fake.url}", api_keys: [{key}], auth: bearer}}
 """
-
-
-def wait_for(predicate, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_file_change_reloads_and_keeps_streams_flowing(tmp_path, proxy_launcher):

@@ -15,20 +15,11 @@ from pathlib import Path
 import httpx
 from mitmproxy.io import FlowReader
 
-from tests.e2e.launch import BIN, REPO, clean_env, free_port
+from tests.e2e.launch import BIN, REPO, clean_env, free_port, wait_for
 from tests.fake_bedrock import FakeBedrock
 
 CLAUDE = "anthropic.claude-3-5-sonnet-20241022-v2:0"
 REAL_KEY = "real-bedrock-api-key-1234"
-
-
-def wait_for(predicate, seconds=15.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_editing_init_hot_reloads_the_whole_addon(tmp_path, proxy_launcher):
