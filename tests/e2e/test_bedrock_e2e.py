@@ -58,10 +58,10 @@ model_routes:
 
 
 def client(proxy, how: str):
-    kwargs = dict(
-        region_name="us-west-2",
-        config=Config(retries={"max_attempts": 1}, read_timeout=20),
-    )
+    kwargs = {
+        "region_name": "us-west-2",
+        "config": Config(retries={"max_attempts": 1}, read_timeout=20),
+    }
     if how == "bearer":
         # as a user does: AWS_BEARER_TOKEN_BEDROCK=<proxy key>. boto3 sends a Bedrock API key
         # only over HTTPS, and the proxy's listener speaks TLS too.

@@ -13,6 +13,7 @@ import sys
 import textwrap
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -52,6 +53,7 @@ def run_client(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         env=clean_env(**env),
+        check=False,
         capture_output=True,
         text=True,
         timeout=60,
@@ -105,7 +107,7 @@ def test_boto3_by_environment_alone_bearer(proxy, fake):
 
 class _Echo(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    seen: list = []
+    seen: ClassVar[list] = []
 
     def log_message(self, *args):
         pass

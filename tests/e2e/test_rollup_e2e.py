@@ -138,7 +138,7 @@ def test_turn_that_crosses_the_threshold_is_not_delayed(tmp_path, fake, proxy_la
     messages = [{"role": "user", "content": [{"text": LONG * 3}]}]
     c.converse(modelId=CLAUDE, messages=messages)
     # the reply reached the client; the summariser call may only come after it
-    first = [i for i, r in enumerate(fake.requests) if "/converse" in r.path][0]
+    first = next(i for i, r in enumerate(fake.requests) if "/converse" in r.path)
     assert all(":generateContent" not in r.path for r in fake.requests[: first + 1])
 
 
