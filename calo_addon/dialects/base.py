@@ -33,6 +33,9 @@ class Refusal(Exception):
         self.headers = headers or {}
 
 
+Turn = tuple[str, str, tuple[str, ...]]  # (role, text, tool ids): what identifies a turn
+
+
 @dataclass(frozen=True)
 class Usage:
     input_tokens: int | None = None

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from mitmproxy import http
 
-from .base import Operation, Usage, decode_model, int_or_none, json_response
+from .base import Operation, Turn, Usage, decode_model, int_or_none, json_response
 
 name = "bedrock"
 default_auth = "bedrock-passthrough"
@@ -139,9 +139,9 @@ def _blocks(message: dict) -> list:
     return [b for b in content or [] if isinstance(b, dict)]
 
 
-def canonical(message: Any) -> str:
+def canonical(message: Any) -> Turn:
     if not isinstance(message, dict):
-        return repr(message)
+        return ("?", repr(message), ())
     text, tools = [], []
     for block in _blocks(message):
         text.append(block.get("text", "") if isinstance(block.get("text"), str) else "")
@@ -150,8 +150,7 @@ def canonical(message: Any) -> str:
         for kind in ("toolUse", "toolResult"):
             if isinstance(block.get(kind), dict):
                 tools.append(block[kind].get("toolUseId", ""))
-    suffix = f" [tools {' '.join(tools)}]" if tools else ""
-    return f"{message.get('role')}: {''.join(text)}{suffix}"
+    return (message.get("role") or "", "".join(text), tuple(tools))
 
 
 def is_boundary(message: Any) -> bool:

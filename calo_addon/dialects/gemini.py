@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from mitmproxy import http
 
-from .base import Operation, Usage, decode_model, int_or_none, json_response
+from .base import Operation, Turn, Usage, decode_model, int_or_none, json_response
 
 name = "gemini"
 default_auth = "x-goog-api-key"
@@ -133,9 +133,9 @@ def turns(op: Operation, body: Any) -> list | None:
     return contents if isinstance(contents, list) and op.conversation else None
 
 
-def canonical(message: Any) -> str:
+def canonical(message: Any) -> Turn:
     if not isinstance(message, dict):
-        return repr(message)
+        return ("?", repr(message), ())
     text, tools = [], []
     for part in message.get("parts") or []:
         if not isinstance(part, dict):
@@ -144,8 +144,7 @@ def canonical(message: Any) -> str:
         for kind in ("functionCall", "function_call", "functionResponse", "function_response"):
             if isinstance(part.get(kind), dict):
                 tools.append(f"{kind}:{part[kind].get('name', '')}")
-    suffix = f" [tools {' '.join(tools)}]" if tools else ""
-    return f"{message.get('role') or 'user'}: {''.join(text)}{suffix}"
+    return (message.get("role") or "user", "".join(text), tuple(tools))
 
 
 def is_boundary(message: Any) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 
 from mitmproxy import http
 
-from .base import Operation, Refusal, Usage, int_or_none, json_response
+from .base import Operation, Refusal, Turn, Usage, int_or_none, json_response
 
 name = "openai"
 default_auth = "bearer"
@@ -129,13 +129,15 @@ def _text(content: Any) -> str:
     return ""
 
 
-def canonical(message: Any) -> str:
+def canonical(message: Any) -> Turn:
     if not isinstance(message, dict):
-        return repr(message)
+        return ("?", repr(message), ())
+    content = message.get("content")
+    if type(content) is str and "tool_calls" not in message and "tool_call_id" not in message:
+        return (message.get("role") or "", content, ())  # the common case: no copy of the text
     tools = [c.get("id", "") for c in message.get("tool_calls") or [] if isinstance(c, dict)]
     tools += [message["tool_call_id"]] if message.get("tool_call_id") else []
-    suffix = f" [tools {' '.join(tools)}]" if tools else ""
-    return f"{message.get('role')}: {_text(message.get('content'))}{suffix}"
+    return (message.get("role") or "", _text(content), tuple(tools))
 
 
 def is_boundary(message: Any) -> bool:
