@@ -28,7 +28,7 @@ from .keypool import AllKeysCooling, Key
 from .pipeline import Pipeline
 from .routing import GOOGLE_HOST
 from .streams import StreamTap, stream_format
-from .timeouts import Deadline
+from .timeouts import Deadline, sweep
 from .upstream_health import UpstreamHealth
 
 CONFIG_POLL = 1.0  # seconds between checks of the config file's modification time
@@ -64,6 +64,7 @@ class Calo:
         self.pipeline: Pipeline | None = None
         self._config_stamp: tuple[float, int] | None = None
         self._watcher: asyncio.Task | None = None
+        self._sweeper: asyncio.Task | None = None
         self.health = UpstreamHealth()
         self.failover = failover.Failover()
         self._calls: weakref.WeakKeyDictionary[http.HTTPFlow, Call] = weakref.WeakKeyDictionary()
@@ -112,7 +113,11 @@ class Calo:
         logger.info("calo_addon configured from %s", settings.source)
 
     def running(self) -> None:
-        self._watcher = asyncio.get_running_loop().create_task(self._watch_config_file())
+        loop = asyncio.get_running_loop()
+        self._watcher = loop.create_task(self._watch_config_file())
+        self._sweeper = loop.create_task(
+            sweep(lambda: ((f, c.deadline) for f, c in self._calls.items()))
+        )
 
     async def _watch_config_file(self) -> None:
         """Reload when the YAML file changes; a config that cannot work is refused, old kept."""
@@ -127,8 +132,9 @@ class Calo:
                 logger.error("calo_addon: config change refused, the previous one stays: %s", e)
 
     def done(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
+        for task in (self._watcher, self._sweeper):
+            if task is not None:
+                task.cancel()
         if self.pipeline is not None:
             self.pipeline.log.stop()
 
@@ -249,7 +255,7 @@ class Calo:
             raise Refusal(429, str(cooling), headers={"Retry-After": str(wait)}) from None
         call.key = used if isinstance(used, Key) else None
         call.key_label = used.label if isinstance(used, Key) else used
-        call.deadline = Deadline(flow, upstream.timeout)
+        call.deadline = Deadline(upstream.timeout)
 
     # ------------------------------------------------------------ response
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable, Iterable
 
 from mitmproxy import ctx, http
 
@@ -29,34 +31,43 @@ def close_upstream(flow: http.HTTPFlow) -> bool:
 
 
 class Deadline:
-    """Closes the upstream connection unless `rearm`ed or cancelled within `seconds`.
+    """When a flow's upstream must have answered: its headers, or its next stream chunk.
 
-    Armed when the request leaves (for the response headers), re-armed by each stream chunk
-    (an idle timeout, never a cap on a long generation), cancelled when the flow ends.
+    A deadline is a number, not a timer: one sweep a quarter second checks every flow under
+    way, so arming it per request and per chunk costs a float (no timer churn on the loop).
     """
 
-    def __init__(self, flow: http.HTTPFlow, seconds: float):
-        self.expired = False
+    __slots__ = ("expired", "expires", "seconds")
+
+    def __init__(self, seconds: float):
         self.seconds = seconds
-        self._flow = flow
-        self._loop = asyncio.get_running_loop()
-        self._timer = self._loop.call_later(seconds, self._expire)
+        self.expires: float | None = time.monotonic() + seconds
+        self.expired = False
 
     def rearm(self, seconds: float | None = None) -> None:
-        self._timer.cancel()
         if seconds is not None:
             self.seconds = seconds
-        self._timer = self._loop.call_later(self.seconds, self._expire)
-
-    def _expire(self) -> None:
-        if not self._flow.live:
-            return
-        self.expired = close_upstream(self._flow)
-        if self.expired:
-            phase = "between stream chunks" if self._flow.response else "waiting for headers"
-            logger.warning(
-                "upstream %s timed out after %ss %s", self._flow.request.host, self.seconds, phase
-            )
+        self.expires = time.monotonic() + self.seconds
 
     def cancel(self) -> None:
-        self._timer.cancel()
+        self.expires = None
+
+
+SWEEP_EVERY = 0.25  # seconds
+
+
+async def sweep(flows: Callable[[], Iterable[tuple[http.HTTPFlow, Deadline | None]]]) -> None:
+    """Forever: close the upstream of every flow whose deadline has passed."""
+    while True:
+        await asyncio.sleep(SWEEP_EVERY)
+        now = time.monotonic()
+        for flow, deadline in list(flows()):
+            if deadline is None or deadline.expires is None or deadline.expires > now:
+                continue
+            deadline.expires = None
+            if flow.live and close_upstream(flow):
+                deadline.expired = True
+                phase = "between stream chunks" if flow.response else "waiting for headers"
+                logger.warning(
+                    "upstream %s timed out after %ss %s", flow.request.host, deadline.seconds, phase
+                )
