@@ -105,8 +105,10 @@ class Calo:
         Flows under way keep the pipeline they started with."""
         path = getattr(ctx.options, "calo_config", None) or self._config_path
         settings = cfg.load_settings(path, cfg.environment(), self._overrides)
-        old, self.pipeline = self.pipeline, Pipeline.build(settings, self._transformer)
         self._config_stamp = _stamp(settings.source)
+        if self.pipeline is not None and settings == self.pipeline.settings:
+            return  # nothing changed (or a refused change rolled back): keep keys' state and cache
+        old, self.pipeline = self.pipeline, Pipeline.build(settings, self._transformer)
         if old is not None:
             old.log.stop()
         self.pipeline.log.start()

@@ -84,3 +84,23 @@ model_routes:
         response = httpx.post(proxy.url + URL, content=BODY)
         assert response.status_code == 503 and response.json() == {"message": "down 2"}
         assert len(fake.requests) == 3
+
+
+def test_each_retry_is_signed_anew(tmp_path, proxy_launcher):
+    with FakeBedrock({"AKIDRETRY": "retry-secret"}) as fake:
+        (tmp_path / "calo.yaml").write_text(
+            f"""
+api_keys: [unused]
+model_routes:
+  "anthropic.*":
+    url: "{fake.url}"
+    auth: sigv4
+    aws: {{access_key: AKIDRETRY, secret_key: retry-secret, region: us-east-1}}
+"""
+        )
+        proxy = proxy_launcher(tmp_path, {}, f"reverse:{fake.url}")
+        fake.scripted = [(503, {}, {"message": "busy"})]
+        response = httpx.post(proxy.url + URL, content=BODY)
+        assert response.status_code == 200
+        assert len(fake.requests) == 2 and all(r.signature_ok for r in fake.requests)
+        assert fake.requests[0].headers["x-amz-date"] <= fake.requests[1].headers["x-amz-date"]
