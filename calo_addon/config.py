@@ -255,7 +255,7 @@ def resolve_auth(value: Any, where: str) -> str | AuthProvider:
     """An auth style name, a callable, or "module:callable" imported now so typos fail at startup."""
     if value is None:
         return "none"
-    if callable(value) or value in AUTH_STYLES:
+    if callable(value) or getattr(value, "auth_style", value) in AUTH_STYLES:
         return value
     if isinstance(value, str) and re.fullmatch(r"[\w.]+:[\w.]+", value):
         module_name, _, attr = value.partition(":")
@@ -263,8 +263,9 @@ def resolve_auth(value: Any, where: str) -> str | AuthProvider:
             target: Any = importlib.import_module(module_name)
             for part in attr.split("."):
                 target = getattr(target, part)
-        except (ImportError, AttributeError) as e:
-            raise ConfigError(f"{where}: cannot load auth provider {value!r}: {e}") from None
+        except Exception as e:  # noqa: BLE001 - whatever the module raises, say it in one line
+            reason = " ".join(f"{type(e).__name__}: {e}".split())
+            raise ConfigError(f"{where}: cannot load auth provider {value!r}: {reason}") from None
         if not callable(target):
             raise ConfigError(f"{where}: auth provider {value!r} is not callable")
         return target
@@ -297,6 +298,12 @@ def parse_route(glob: Any, raw: Any, where: str) -> RouteConfig:
 
 
 def check_route(glob: str, route: RouteConfig, where: str) -> RouteConfig:
+    """The checks a route passes however it was given (YAML, or a Python RouteConfig)."""
+    route = replace(
+        route,
+        url=_url(route.url, f"{where}.url"),
+        auth=resolve_auth(route.auth, f"{where}.auth"),
+    )
     style = getattr(route.auth, "auth_style", route.auth)
     if style == "sigv4" and route.aws is None and getattr(route.auth, "credentials", None) is None:
         raise ConfigError(f"{where}: auth sigv4 needs an aws block with access_key and secret_key")
@@ -429,6 +436,8 @@ def load_settings(
             summarizer_model=get(
                 "rollup.summarizer_model", lambda v, w: str(v), "gemini-2.5-flash"
             ),
+            max_bytes=get("rollup.max_bytes", lambda v, w: _number(v, w, int, 1), 64 << 20),
+            ttl=get("rollup.ttl", lambda v, w: _number(v, w, float, 0.001), None),
         ),
         log=LogSettings(level=level, file=get("log.file", lambda v, w: str(v), "app.log")),
         bedrock=BedrockSettings(get("bedrock.default_region", lambda v, w: str(v), "us-east-1")),

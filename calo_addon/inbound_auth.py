@@ -19,6 +19,12 @@ CLIENT_CREDENTIAL_HEADERS = ("authorization", "x-goog-api-key", "x-api-key")
 CLIENT_CREDENTIAL_PREFIX = "x-aws-"
 
 
+def _may_hold_key(path: str) -> bool:
+    """Whether parsing the query could find `key` (also percent-encoded, as in `%6Bey=`)."""
+    query = path.partition("?")[2]
+    return "key" in query or "%" in query
+
+
 def presented_key(request: http.Request) -> tuple[str | None, str | None]:
     """(key, where it came from) for the first credential the client sent."""
     auth = request.headers.get("authorization", "")
@@ -27,7 +33,7 @@ def presented_key(request: http.Request) -> tuple[str | None, str | None]:
     for name in ("x-goog-api-key", "x-api-key"):
         if name in request.headers:
             return request.headers[name].strip(), name
-    if "key=" in request.path and "key" in request.query:  # parse the query only if it may hold one
+    if _may_hold_key(request.path) and "key" in request.query:
         return request.query["key"], "query"
     return None, None
 
@@ -81,6 +87,6 @@ def strip_client_credentials(request: http.Request) -> dict[str, str]:
             kept.append((name, value))
     if len(kept) != len(fields):
         request.headers.fields = tuple(kept)
-    if "key=" in request.path and "key" in request.query:
+    if _may_hold_key(request.path) and "key" in request.query:
         request.query.pop("key")
     return aws

@@ -7,6 +7,7 @@ turns them into JSON events for usage accounting. It holds at most one unfinishe
 
 from __future__ import annotations
 
+import codecs
 import json
 import zlib
 from collections.abc import Callable
@@ -49,7 +50,8 @@ class StreamTap:
         self._frames = EventStreamBuffer() if fmt == EVENTSTREAM else None
         self.exceptions: list[str] = []  # exception events inside a 200 event stream
         self._buffer = ""
-        self._bytes = b""
+        # bytes -> text across chunk boundaries; a stray invalid byte becomes U+FFFD, not a stall
+        self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.chunks = 0
         self.broken = False
         self.on_chunk: Callable[[], None] | None = None  # e.g. re-arm an idle timeout
@@ -75,14 +77,7 @@ class StreamTap:
             self._feed_frames(chunk)
             return
         data = self._inflate.decompress(chunk) if self._inflate and chunk else chunk
-        self._bytes += data
-        try:
-            text = self._bytes.decode("utf-8")
-            self._bytes = b""
-        except UnicodeDecodeError as e:  # a multi-byte character split across chunks
-            text = self._bytes[: e.start].decode("utf-8")
-            self._bytes = self._bytes[e.start :]
-        self._buffer += text
+        self._buffer += self._text.decode(data, final=not chunk)
         if len(self._buffer) > MAX_PENDING:
             self.broken = True
             return
