@@ -98,9 +98,9 @@ class Rollup:
             canonical.append(ident)
             hashes.append(h)
             size += len(ident[1])
-        plan = Plan(list(turns), canonical, hashes, size=size)
-        if not self.cache:
-            return plan
+        plan = Plan(turns, canonical, hashes, size=size)
+        if not self.cache or self.cache.keys().isdisjoint(hashes):
+            return plan  # the common case, in one C-level set check
         for k in range(len(hashes) - 2, -1, -1):  # something must remain after the prefix
             context = self.cache.get(hashes[k])
             if context is None:
@@ -124,6 +124,8 @@ class Rollup:
         key = chain(plan.hashes[-1] if plan.hashes else 0, reply_turn)
         if key in self.cache:
             return
+        if len(self._tasks) >= self.settings.cache_size:
+            return  # summaries are queued beyond what the cache can keep: don't pile up more
         verbatim = tuple(map(as_text, turns))
         context = Context(verbatim)
         self.cache[key] = context
