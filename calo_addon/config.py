@@ -455,7 +455,3 @@ def load_settings(
             "no api_keys configured: set GEMINI_CALO_API_KEYS or api_keys in the config file"
         )
     return settings
-
-
-def with_overrides(settings: Settings, **changes: Any) -> Settings:
-    return replace(settings, **changes)
