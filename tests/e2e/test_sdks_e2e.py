@@ -52,10 +52,9 @@ def openai_client(proxy, key=PROXY_KEY):
 _clients = []  # google-genai closes its HTTP client when the Client is collected
 
 
-def genai_client(proxy, key=PROXY_KEY):
-    _clients.append(
-        genai.Client(api_key=key, http_options=genai.types.HttpOptions(base_url=proxy.url))
-    )
+def genai_client(proxy, key=PROXY_KEY, api_version=None):
+    options = genai.types.HttpOptions(base_url=proxy.url, api_version=api_version)
+    _clients.append(genai.Client(api_key=key, http_options=options))
     return _clients[-1]
 
 
@@ -126,6 +125,26 @@ def test_genai_sdk_generate_stream_embed_count(proxy, fake):
     assert lines["generateContent"]["key_label"].startswith("default#")
     for key in (*REAL, PROXY_KEY):
         assert key not in proxy.log_path.read_text()
+
+
+@pytest.mark.parametrize("api_version", ["v1", "v1beta"])
+def test_genai_paths_per_api_version_and_model_listing(proxy, fake, api_version):
+    """Both API versions pass through as sent; GET /vN/models with x-goog-api-key is Gemini's
+    listing, not OpenAI's (SPEC 3), and an OpenAI client's embeddings body is left as sent."""
+    client = genai_client(proxy, api_version=api_version)
+    assert client.models.get(model="gemini-2.5-flash").name == "models/gemini-2.5-flash"
+    assert [m.name for m in client.models.list()] == ["models/gemini-2.5-flash"]
+    client.models.embed_content(model="text-embedding-004", contents=["a", "b"])
+    prefix = f"/{api_version}/models"
+    assert [(r.method, r.path) for r in fake.requests] == [
+        ("GET", f"{prefix}/gemini-2.5-flash"),
+        ("GET", prefix),
+        ("POST", f"{prefix}/text-embedding-004:batchEmbedContents"),
+    ]
+    assert_rotated_real_keys(fake, "x-goog-api-key")
+    fake.clear()
+    openai_client(proxy).embeddings.create(model="text-embedding-004", input="x")
+    assert fake.requests[0].json()["encoding_format"] == "base64"  # the SDK's own default
 
 
 def _first_chunk_before_last_is_sent(fake, first_chunk):
