@@ -1,18 +1,21 @@
 """Rollup: a long conversation's earlier turns are replaced by a summary of them.
 
 After a response completes, the whole conversation so far (the request's turns plus the reply)
-is remembered under a hash of that prefix, if it is longer than the threshold and ends at a
-turn boundary the API accepts (an assistant reply with no pending tool call). Its summary is
-computed in the background, through the proxy's own routing and keys; the turn that crossed
-the threshold is never delayed. A later request that starts with a remembered prefix whose
-summary is ready has that prefix replaced by the summary, injected in the dialect's own
-system-prompt field. Until the summary is ready, or if it failed, turns go verbatim.
+is remembered, if it is longer than the threshold and ends at a turn boundary the API accepts
+(an assistant reply with no pending tool call). Its summary is computed in the background,
+through the proxy's own routing and keys; the turn that crossed the threshold is never delayed.
+A later request that starts with a remembered conversation whose summary is ready has those
+turns replaced by the summary, injected in the dialect's own system-prompt field. Until the
+summary is ready, or if it failed, turns go verbatim.
 
-Prefixes are found in one pass: a rolling hash over each turn's canonical form (role, text,
-tool ids), so a 200-turn conversation costs 200 hash steps, not 200 serialisations of prefixes.
-The hash is Python's own (SipHash, keyed at random per process): the cache lives in this
-process only, so nothing outside can predict it, and it runs about ten times faster than
-SHA-256 over the same text, which keeps a 200 KB conversation cheap on every request.
+Finding a remembered prefix costs nothing per turn. A remembered conversation of L turns is
+filed under (L, its last turn, its first turn, its middle turn), each turn in its canonical form
+(role, text, tool ids). A request of N turns looks up only the lengths the cache holds below N,
+each with three turns of its own; a request that continues no remembered conversation touches
+none of its text. A key that matches is then verified turn by turn, in C (tuple equality), so
+two conversations never mix, whatever they share. The seed instead serialised and hashed every
+prefix messages[:i], quadratic in the length of the conversation.
+
 """
 
 from __future__ import annotations
@@ -42,33 +45,31 @@ PROMPT = (
 
 @dataclass
 class Context:
-    """What a remembered prefix is replaced by: its summary, with its verbatim turns kept."""
+    """What a remembered conversation is replaced by: its summary, with its verbatim turns kept."""
 
-    verbatim: tuple[str, ...]  # the turns as text, kept beside the summary
+    turns: tuple[Turn, ...]  # canonical, in order: each turn recoverable beside the summary
+    size: int  # characters of text in the turns and the summary
     summary: str | None = None
     failed: bool = False
     created: float = field(default_factory=time.monotonic)
 
-    @property
-    def size(self) -> int:
-        return sum(map(len, self.verbatim)) + len(self.summary or "")
-
 
 @dataclass
 class Plan:
-    """One request's rollup: its turns as sent by the client, their prefix hashes, what was used."""
+    """One request's rollup: its turns as the client sent them, and what was used."""
 
     turns: list
-    canonical: list[Turn]
-    hashes: list[int]
     used: str | None = None  # "summary" | "verbatim" | None
     cut: int = 0  # leading turns replaced by the summary
-    size: int = 0  # characters of text in the turns
     base: Context | None = None
 
 
-def chain(previous: int, turn: Turn) -> int:
-    return hash((previous, turn))
+Key = tuple[int, Turn, Turn, Turn]
+
+
+def key(length: int, turn_at: Callable[[int], Turn]) -> Key:
+    """Where a conversation of `length` turns is filed: its length, last, first, middle turn."""
+    return (length, turn_at(length - 1), turn_at(0), turn_at((length - 1) // 2))
 
 
 def as_text(turn: Turn) -> str:
@@ -84,6 +85,9 @@ class Rollup:
         self.cache: LRUCache = (
             TTLCache(ttl=settings.ttl, **common) if settings.ttl else LRUCache(**common)
         )
+        # the lengths of the remembered conversations (a superset: evictions prune it lazily)
+        self._lengths: set[int] = set()
+        self._inserts = 0
         self._tasks: set[asyncio.Task] = set()
 
     def plan(self, op: Operation, body: Any) -> Plan | None:
@@ -91,25 +95,21 @@ class Rollup:
         turns = op.dialect.turns(op, body)
         if not turns:
             return None
-        identify, canonical, hashes, h, size = op.dialect.canonical, [], [], 0, 0
-        for turn in turns:  # the one pass: identity, rolling hash and size of every turn
-            ident = identify(turn)
-            h = hash((h, ident))  # == chain(h, ident), inlined: this loop runs on every turn
-            canonical.append(ident)
-            hashes.append(h)
-            size += len(ident[1])
-        plan = Plan(turns, canonical, hashes, size=size)
-        if not self.cache or self.cache.keys().isdisjoint(hashes):
-            return plan  # the common case, in one C-level set check
-        for k in range(len(hashes) - 2, -1, -1):  # something must remain after the prefix
-            context = self.cache.get(hashes[k])
-            if context is None:
+        plan = Plan(turns)
+        n = len(turns)
+        candidates = sorted((x for x in self._lengths if x < n), reverse=True)
+        if not candidates:
+            return plan  # the common case: no remembered conversation is short enough
+        turn_at = _canonical_at(op, turns)
+        for length in candidates:  # something must remain after the prefix: length < n
+            context = self.cache.get(key(length, turn_at))
+            if context is None or context.turns != tuple(map(turn_at, range(length))):
                 continue
             if context.summary is None:
                 plan.used = plan.used or "verbatim"  # summary pending or failed: keep looking
                 continue
-            op.dialect.inject(op, body, turns[k + 1 :], f"{SUMMARY_PREAMBLE}\n{context.summary}")
-            plan.used, plan.cut, plan.base = "summary", k + 1, context
+            op.dialect.inject(op, body, turns[length:], f"{SUMMARY_PREAMBLE}\n{context.summary}")
+            plan.used, plan.cut, plan.base = "summary", length, context
             break
         return plan
 
@@ -118,27 +118,37 @@ class Rollup:
         if reply is None or not op.dialect.is_boundary(reply):
             return
         reply_turn = op.dialect.canonical(reply)
-        if plan.size + len(reply_turn[1]) < self.settings.threshold:
-            return
-        turns = (*plan.canonical, reply_turn)
-        key = chain(plan.hashes[-1] if plan.hashes else 0, reply_turn)
-        if key in self.cache:
-            return
+        n = len(plan.turns) + 1
+        request_turn_at = _canonical_at(op, plan.turns)
+
+        def turn_at(i: int) -> Turn:
+            return reply_turn if i == n - 1 else request_turn_at(i)
+
+        where = key(n, turn_at)
+        if where in self.cache:
+            return  # remembered already (or a conversation filed alike: it keeps its place)
         if len(self._tasks) >= self.settings.cache_size:
             return  # summaries are queued beyond what the cache can keep: don't pile up more
-        verbatim = tuple(map(as_text, turns))
-        context = Context(verbatim)
-        self.cache[key] = context
+        turns = tuple(map(turn_at, range(n)))
+        size = sum(len(text) for _, text, _ in turns)
+        if size < self.settings.threshold:
+            return
+        context = Context(turns, size)
+        self.cache[where] = context
         while len(self.cache) > self.settings.cache_size:
             self.cache.popitem()
+        self._lengths.add(n)
+        self._inserts += 1
+        if self._inserts > 2 * self.settings.cache_size:  # drop lengths no longer remembered
+            self._lengths, self._inserts = {k[0] for k in list(self.cache.keys())}, 0
         # summarise incrementally: the summary already used, plus what came after it
         earlier = [f"{SUMMARY_PREAMBLE} {plan.base.summary}"] if plan.base else []
-        transcript = "\n".join([*earlier, *verbatim[plan.cut :]])
-        task = asyncio.get_running_loop().create_task(self._fill(context, transcript))
+        transcript = "\n".join([*earlier, *map(as_text, turns[plan.cut :])])
+        task = asyncio.get_running_loop().create_task(self._fill(where, context, transcript))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _fill(self, context: Context, transcript: str) -> None:
+    async def _fill(self, where: Key, context: Context, transcript: str) -> None:
         try:
             summary = await self._summarize(PROMPT + transcript)
         except Exception as e:  # noqa: BLE001 - never fails the user's request
@@ -146,6 +156,9 @@ class Rollup:
             logger.warning("rollup: summariser failed (%s); those turns stay verbatim", e)
             return
         context.summary = summary
+        context.size += len(summary)
+        if self.cache.get(where) is context:
+            self.cache[where] = context  # counted again, with its summary, against max_bytes
 
     async def settle(self) -> None:
         """Wait for summaries under way (tests, shutdown)."""
@@ -155,3 +168,15 @@ class Rollup:
     def stats(self) -> dict[str, int]:
         ready = sum(1 for c in self.cache.values() if c.summary)
         return {"entries": len(self.cache), "ready": ready, "bytes": int(self.cache.currsize)}
+
+
+def _canonical_at(op: Operation, turns: list) -> Callable[[int], Turn]:
+    """turn i's canonical form, computed once per turn and only for the turns asked for."""
+    identify, seen = op.dialect.canonical, {}
+
+    def turn_at(i: int) -> Turn:
+        if i not in seen:
+            seen[i] = identify(turns[i])
+        return seen[i]
+
+    return turn_at

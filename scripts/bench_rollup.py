@@ -19,9 +19,11 @@ summariser's Gemini generateContent call with the text "summary". Target (report
 asserted): c >= 0.8 x b. Each case runs --repeats times, alternating the order; the table uses
 the best run of each case (c/b med: the ratio of the medians).
 
-Then a micro-benchmark of `calo_addon.rollup.Rollup.plan` in this process, over conversations
-of 50, 100, 200 and 400 messages of the same size (~1 KB), against a naive seed-style prefix
-hash (json.dumps + SHA-256 of every prefix messages[:i], quadratic in the length).
+Then a micro-benchmark of the rollup in this process, over conversations of about 50, 100, 200
+and 400 messages of ~1 KB: a request that continues nothing remembered (miss), one that
+continues a remembered conversation (hit: verified, then replaced), the reply to a conversation
+remembered already, each on a body just parsed; and a naive seed-style prefix hash (json.dumps
++ SHA-256 of every prefix messages[:i], quadratic in the length).
 
     .venv/bin/python scripts/bench_rollup.py            # ~75 s
     .venv/bin/python scripts/bench_rollup.py --quick    # smoke run, ~25 s
@@ -151,7 +153,7 @@ def naive_prefix_hashes(msgs: list[dict]) -> list[str]:
     ]
 
 
-def timed(fn, min_seconds: float, max_calls: int) -> tuple[float, int]:
+def timed(fn, min_seconds: float, max_calls: int) -> float:
     """Seconds per call of fn(), calling it until min_seconds have passed or max_calls."""
     fn()  # warm
     calls, t0 = 0, time.perf_counter()
@@ -160,88 +162,90 @@ def timed(fn, min_seconds: float, max_calls: int) -> tuple[float, int]:
         calls += 1
         elapsed = time.perf_counter() - t0
         if elapsed >= min_seconds or calls >= max_calls:
-            return elapsed / calls, calls
-
-
-def timed_fresh(fn, raw: bytes, min_seconds: float, max_rounds: int = 50) -> float:
-    """Seconds per call of fn(body), each call on a body freshly parsed from `raw` (parsing not
-    timed): as in the proxy, where every request's strings are new and their hashes not yet
-    cached (Python caches a str's hash in the object)."""
-    import orjson
-
-    pool = max(3, min(200, int(30e6 // len(raw))))
-    total, calls = 0.0, 0
-    for _ in range(max_rounds):
-        bodies = [orjson.loads(raw) for _ in range(pool)]
-        t0 = time.perf_counter()
-        for body in bodies:
-            fn(body)
-        total += time.perf_counter() - t0
-        calls += pool
-        del bodies
-        if total >= min_seconds:
-            break
-    return total / calls
+            return elapsed / calls
 
 
 def micro(sizes: list[int], quick: bool) -> None:
+    """Rollup's own cost per request, as in the proxy: on a body just parsed by orjson (its
+    strings new, their hashes not yet computed), measured as (parse + step) - (parse)."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     import orjson
 
     from calo_addon.config import RollupSettings
     from calo_addon.dialects import recognise
-    from calo_addon.rollup import Context, Rollup
+    from calo_addon.rollup import Rollup
 
-    async def summarize(text: str) -> str:  # never called: plan() does not summarise
-        return ""
+    async def summarize(text: str) -> str:
+        return "summary"
 
     op = recognise("POST", "/v1/chat/completions", None)
-    rollup = Rollup(RollupSettings(), summarize=summarize)
-    # one unrelated entry, so that plan() also looks every prefix up, as it does once the
-    # cache holds anything (with an empty cache it stops after hashing)
-    rollup.cache[0x5EED] = Context(("user: unrelated",), summary="unrelated")
+    seconds = 0.1 if quick else 0.3
+
+    def parse_then(raw: bytes, step) -> float:
+        return timed(lambda: step(orjson.loads(raw)), seconds, 20000)
 
     print(
-        "\nmicro-benchmark: Rollup.plan (RollupSettings() defaults, one unrelated cache entry) "
-        "vs a naive seed-style json.dumps + SHA-256 of every prefix messages[:i];\n"
-        f"user/assistant messages of ~{len(TURN) + 10} characters. plan warm: the same body "
-        "again and again (its strings' hashes cached by Python); plan fresh: a newly parsed "
-        "body per call, as in the proxy"
+        "\nmicro-benchmark: rollup per request, in this process (threshold 1), "
+        f"user/assistant messages of ~{len(TURN) + 10} characters;\n"
+        "miss: the cache holds an unrelated, shorter conversation; hit: the request continues "
+        "a remembered conversation whose summary is ready (verified turn by turn, then "
+        "replaced);\nremember again: the reply to a conversation already remembered; naive: "
+        "json.dumps + SHA-256 of every prefix messages[:i], as the seed did"
     )
     header = (
-        f"{'messages':>8} {'body KB':>7} {'plan warm us':>12} {'us/msg':>6} "
-        f"{'plan fresh us':>13} {'us/msg':>6} {'x vs 50':>7} "
-        f"{'naive us':>9} {'us/msg':>6} {'x vs 50':>7} {'naive/fresh':>11} {'orjson.loads us':>15}"
+        f"{'messages':>8} {'body KB':>7} {'orjson us':>9} {'miss us':>8} {'hit us':>8} "
+        f"{'hit us/msg':>10} {'remember us':>11} {'naive us':>9} {'naive x vs 50':>13}"
     )
     print(header)
     print("-" * len(header))
-    base_fresh = base_naive = None
+    base_naive = None
     for n in sizes:
-        msgs = messages(n, system=False)
-        body = {"model": MODEL, "messages": msgs}
-        raw = orjson.dumps(body)
-        warm_s, _ = timed(partial(rollup.plan, op, body), 0.1 if quick else 0.3, 20000)
-        fresh_s = timed_fresh(partial(rollup.plan, op), raw, 0.1 if quick else 0.3)
-        naive_s, _ = timed(partial(naive_prefix_hashes, msgs), 0.2 if quick else 0.5, 20)
-        loads_s, _ = timed(partial(orjson.loads, raw), 0.05 if quick else 0.2, 20000)
-        plan = rollup.plan(op, body)
-        assert plan is not None and len(plan.hashes) == n and plan.used is None
-        base_fresh = base_fresh or fresh_s
+        msgs = messages(n if n % 2 else n + 1, system=False)  # ends on a user turn
+        raw = orjson.dumps({"model": MODEL, "messages": msgs})
+        rollup = Rollup(RollupSettings(threshold=1), summarize=summarize)
+
+        async def prime(rollup=rollup, msgs=msgs) -> None:
+            unrelated = messages(5, system=False)
+            for history in (unrelated[:3], msgs[:-2]):  # each then answered, and remembered
+                plan = rollup.plan(op, {"messages": history})
+                rollup.remember(op, plan, {"role": "assistant", "content": f"re {len(history)}"})
+            await rollup.settle()
+
+        miss = Rollup(RollupSettings(threshold=1), summarize=summarize)
+        asyncio.run(prime(miss))
+        del miss.cache[next(k for k in miss.cache if k[0] == len(msgs) - 1)]
+        msgs[-2] = {"role": "assistant", "content": f"re {len(msgs) - 2}"}
+        raw = orjson.dumps({"model": MODEL, "messages": msgs})
+        asyncio.run(prime())
+        plan = rollup.plan(op, orjson.loads(raw))
+        assert plan and plan.used == "summary" and plan.cut == len(msgs) - 1, plan
+        plan = miss.plan(op, orjson.loads(raw))
+        assert plan and plan.used is None, plan
+
+        loads_s = min(timed(partial(orjson.loads, raw), seconds, 20000) for _ in range(3))
+        miss_s = parse_then(raw, partial(miss.plan, op)) - loads_s
+        hit_s = parse_then(raw, partial(rollup.plan, op)) - loads_s
+        reply = {"role": "assistant", "content": f"re {len(msgs) - 2}"}
+        history = orjson.dumps({"messages": msgs[:-2]})
+
+        def again(body, rollup=rollup, reply=reply):
+            rollup.remember(op, rollup.plan(op, body), reply)
+
+        remember_s = parse_then(history, again) - timed(
+            partial(orjson.loads, history), seconds, 20000
+        )
+        naive_s = timed(partial(naive_prefix_hashes, msgs), 0.2 if quick else 0.5, 20)
         base_naive = base_naive or naive_s
         print(
-            f"{n:8} {len(raw) / 1024:7.0f} {warm_s * 1e6:12.1f} {warm_s * 1e6 / n:6.2f} "
-            f"{fresh_s * 1e6:13.1f} {fresh_s * 1e6 / n:6.2f} {fresh_s / base_fresh:7.2f} "
-            f"{naive_s * 1e6:9.0f} {naive_s * 1e6 / n:6.1f} {naive_s / base_naive:7.2f} "
-            f"{naive_s / fresh_s:11.0f} {loads_s * 1e6:15.1f}"
+            f"{len(msgs):8} {len(raw) / 1024:7.0f} {loads_s * 1e6:9.1f} {miss_s * 1e6:8.1f} "
+            f"{hit_s * 1e6:8.1f} {hit_s * 1e6 / len(msgs):10.2f} {remember_s * 1e6:11.1f} "
+            f"{naive_s * 1e6:9.0f} {naive_s / base_naive:13.2f}"
         )
     print(
-        "(x vs 50: time relative to 50 messages; linear is 2, 4, 8 for 100, 200, 400 messages, "
-        "quadratic 4, 16, 64)"
+        "(naive x vs 50: time relative to the first size; linear is 2, 4, 8 for 100, 200, 400 "
+        "messages, quadratic 4, 16, 64)"
     )
-
-
-# --------------------------------------------------------------------------- main
 
 
 def main() -> int:

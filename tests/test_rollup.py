@@ -1,4 +1,4 @@
-"""Rollup units: prefix hashing, boundaries per dialect, injection per dialect, cache bounds."""
+"""Rollup units: lookup by length and key turns, boundaries and injection per dialect, bounds."""
 
 from __future__ import annotations
 
@@ -200,3 +200,72 @@ def test_non_conversation_requests_are_untouched():
     ):
         assert recognise(method, path, None).conversation is False
     assert openai.turns(recognise("POST", "/v1/embeddings", None), {"input": "x"}) is None
+
+
+def _chat(*texts: str) -> list[dict]:
+    return [{"role": ("user", "assistant")[i % 2], "content": t} for i, t in enumerate(texts)]
+
+
+def test_conversations_filed_alike_never_mix():
+    """Same length, same first, middle and last turn, one turn different: B never gets A's."""
+    op = recognise("POST", "/v1/chat/completions", None)
+    a = _chat(LONG, "a1", "same middle", "a3", "same", "same last")
+    b = _chat(LONG, "b1", "same middle", "b3", "same", "same last")
+
+    async def go():
+        rollup = Rollup(RollupSettings(threshold=100), summarize)
+        rollup.remember(op, rollup.plan(op, {"messages": a[:-1]}), a[-1])
+        await rollup.settle()
+        rollup.remember(op, rollup.plan(op, {"messages": b[:-1]}), b[-1])  # filed alike: kept out
+        await rollup.settle()
+        next_turn = {"role": "user", "content": "next"}
+        plan_a = rollup.plan(op, {"messages": [*a, next_turn]})
+        body_b = {"messages": [*b, next_turn]}
+        plan_b = rollup.plan(op, copy.deepcopy(body_b))
+        return rollup, plan_a, plan_b
+
+    rollup, plan_a, plan_b = run(go())
+    assert len(rollup.cache) == 1
+    assert plan_a.used == "summary" and plan_a.cut == 6
+    assert plan_b.used is None and plan_b.cut == 0  # verified turn by turn: no match
+
+
+def test_a_request_that_continues_nothing_reads_only_a_few_turns(monkeypatch):
+    """The lookup costs a few turns per remembered length, not one per turn of the request."""
+    op = recognise("POST", "/v1/chat/completions", None)
+    calls = []
+    real = openai.canonical
+    monkeypatch.setattr(openai, "canonical", lambda m: calls.append(m) or real(m))
+    other = _chat(LONG, "x", "y")
+
+    async def go():
+        rollup = Rollup(RollupSettings(threshold=100), summarize)
+        rollup.remember(
+            op, rollup.plan(op, {"messages": other}), {"role": "assistant", "content": "z"}
+        )
+        await rollup.settle()
+        calls.clear()
+        long = _chat(*(f"turn {i} {LONG}" for i in range(199)))
+        return rollup.plan(op, {"messages": long})
+
+    plan = run(go())
+    assert plan.used is None
+    assert len(calls) <= 3  # last, first, middle turn of the one remembered length (4)
+
+
+def test_the_summary_counts_against_max_bytes():
+    op = recognise("POST", "/v1/chat/completions", None)
+
+    async def long_summary(prompt: str) -> str:
+        return "s" * 5000
+
+    async def go():
+        rollup = Rollup(RollupSettings(threshold=100, max_bytes=6000), long_summary)
+        first = _chat(LONG, "a")
+        rollup.remember(op, rollup.plan(op, {"messages": first[:-1]}), first[-1])
+        before = rollup.cache.currsize
+        await rollup.settle()
+        return before, rollup.cache.currsize
+
+    before, after = run(go())
+    assert after == before + 5000

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+from operator import itemgetter
 from typing import Any
 
 from mitmproxy import http
@@ -112,13 +113,27 @@ def claims_path(path: str) -> bool:
 
 
 def turns(op: Operation, body: Any) -> list | None:
+    """The conversation's turns: its messages without the system (and developer) ones."""
     messages = body.get("messages") if isinstance(body, dict) else None
     if not isinstance(messages, list):
         return None
-    return [m for m in messages if not (isinstance(m, dict) and m.get("role") in _SYSTEM_ROLES)]
+    lead = 0
+    while lead < len(messages) and _is_system(messages[lead]):
+        lead += 1
+    try:  # the common case, in C: no system message after the leading ones
+        if set(map(_ROLE, messages[lead:])).isdisjoint(_SYSTEM_ROLES):
+            return messages[lead:]
+    except (KeyError, TypeError):  # a message without a role, or not an object
+        pass
+    return [m for m in messages if not _is_system(m)]
 
 
 _SYSTEM_ROLES = ("system", "developer")
+_ROLE = itemgetter("role")
+
+
+def _is_system(message: Any) -> bool:
+    return isinstance(message, dict) and message.get("role") in _SYSTEM_ROLES
 
 
 def _text(content: Any) -> str:
@@ -149,7 +164,7 @@ def is_boundary(message: Any) -> bool:
 
 
 def inject(op: Operation, body: Any, remaining: list, context: str) -> None:
-    system = [m for m in body["messages"] if isinstance(m, dict) and m.get("role") in _SYSTEM_ROLES]
+    system = [m for m in body["messages"] if _is_system(m)]
     body["messages"] = [*system, {"role": "system", "content": context}, *remaining]
 
 
