@@ -21,6 +21,7 @@ from . import config as cfg
 from .body import JsonBody
 from .call import Call, comment, message_dump
 from .calllog import logger
+from .connect import ConnectFailed, OpenConnections, try_connect
 from .credentials import attach, label_sent_credentials, point_at
 from .dialects import Refusal, dialect_for_path, recognise
 from .inbound_auth import presented_key, strip_client_credentials
@@ -31,6 +32,7 @@ from .streams import StreamTap, stream_format
 from .timeouts import Deadline, sweep
 from .upstream_health import UpstreamHealth
 
+CONNECT_RETRY_DELAY = 0.1  # seconds before the first retry of a refused connection; doubles
 CONFIG_POLL = 1.0  # seconds between checks of the config file's modification time
 API_HOSTS = frozenset({GOOGLE_HOST, "api.openai.com"})
 HEALTH = b'{"status": "ok"}'
@@ -66,6 +68,7 @@ class Calo:
         self._watcher: asyncio.Task | None = None
         self._sweeper: asyncio.Task | None = None
         self.health = UpstreamHealth()
+        self.connections = OpenConnections()
         self.failover = failover.Failover()
         self._calls: weakref.WeakKeyDictionary[http.HTTPFlow, Call] = weakref.WeakKeyDictionary()
 
@@ -246,6 +249,8 @@ class Calo:
         upstream = call.upstream = pipeline.router.select(op, model, region)
         if reason := self.health.refusal_reason(upstream.address):
             raise Refusal(502, reason)
+        if not self.connections.has(flow.client_conn.id, upstream.host, upstream.port):
+            await self._connect_first(call, upstream)
 
         point_at(request, op, upstream)
         if body:
@@ -258,6 +263,35 @@ class Calo:
         call.key = used if isinstance(used, Key) else None
         call.key_label = used.label if isinstance(used, Key) else used
         call.deadline = Deadline(upstream.timeout)
+
+    async def _connect_first(self, call: Call, upstream) -> None:
+        """Connect to the upstream before mitmproxy does, so a failure is answered in shape
+        (see connect.py). A refused connection is retried up to max_retries times."""
+        retries = call.pipeline.settings.max_retries
+        attempt = 0
+        while True:
+            try:
+                await try_connect(upstream.host, upstream.port, upstream.connect_timeout)
+                return
+            except ConnectFailed as e:
+                failed = e
+            if failed.timed_out or attempt == retries:  # a timeout is the wait the user set
+                break
+            call.retries.append(f"connect: {failed.reason}")
+            await asyncio.sleep(CONNECT_RETRY_DELAY * 2**attempt)
+            attempt += 1
+        self.health.mark_down(upstream.address, failed.reason)
+        status = 504 if failed.timed_out else 502
+        raise Refusal(status, f"upstream {upstream.address}: {failed.reason}")
+
+    def server_connected(self, data) -> None:
+        self.connections.connected(data.client.id, data.server.address)
+
+    def server_disconnected(self, data) -> None:
+        self.connections.disconnected(data.client.id, data.server.address)
+
+    def client_disconnected(self, client) -> None:
+        self.connections.client_gone(client.id)
 
     # ------------------------------------------------------------ response
 
@@ -414,6 +448,11 @@ _OVERRIDE_NAMES = {
     "rollup_threshold": "rollup.threshold",
     "summarizer_model": "rollup.summarizer_model",
     "bedrock_default_region": "bedrock.default_region",
+    "max_body_bytes": "max_body_bytes",
+    "max_retries": "max_retries",
+    "key_cooldown_max": "key_cooldown_max",
+    "connect_timeout": "connect_timeout",
+    "stream_idle_timeout": "stream_idle_timeout",
 }
 
 

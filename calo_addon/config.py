@@ -45,6 +45,7 @@ class RouteConfig:
     auth: str | AuthProvider | None = "bearer"
     timeout: float = 300.0
     aws: AWSCredentials | None = None
+    connect_timeout: float | None = None  # None: the global connect_timeout
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "api_keys", tuple(self.api_keys))
@@ -92,6 +93,7 @@ class Settings:
     key_cooldown_max: float = 300.0
     max_retries: int = 2
     stream_idle_timeout: float = 120.0  # seconds between two chunks of a stream
+    connect_timeout: float = 10.0  # seconds to open an upstream connection (routes may differ)
     source: str = "defaults"
 
     def secrets(self) -> frozenset[str]:
@@ -172,8 +174,9 @@ _TOP_KEYS = {
     "key_cooldown_max",
     "max_retries",
     "stream_idle_timeout",
+    "connect_timeout",
 }
-_ROUTE_KEYS = {"url", "api_keys", "auth", "timeout", "aws"}
+_ROUTE_KEYS = {"url", "api_keys", "auth", "timeout", "connect_timeout", "aws"}
 _AWS_KEYS = {"access_key", "secret_key", "session_token", "region"}
 _ROLLUP_KEYS = {"enabled", "cache_size", "threshold", "summarizer_model", "max_bytes", "ttl"}
 _LOG_KEYS = {"level", "file"}
@@ -292,6 +295,11 @@ def parse_route(glob: Any, raw: Any, where: str) -> RouteConfig:
         api_keys=_str_list(entry.get("api_keys"), f"{where}.api_keys"),
         auth=resolve_auth(entry.get("auth", "bearer"), f"{where}.auth"),
         timeout=_number(entry.get("timeout", 300), f"{where}.timeout", float, 0.001),
+        connect_timeout=(
+            None
+            if entry.get("connect_timeout") is None
+            else _number(entry["connect_timeout"], f"{where}.connect_timeout", float, 0.001)
+        ),
         aws=aws,
     )
     return check_route(glob, route, where)
@@ -299,10 +307,15 @@ def parse_route(glob: Any, raw: Any, where: str) -> RouteConfig:
 
 def check_route(glob: str, route: RouteConfig, where: str) -> RouteConfig:
     """The checks a route passes however it was given (YAML, or a Python RouteConfig)."""
+    connect = route.connect_timeout
     route = replace(
         route,
         url=_url(route.url, f"{where}.url"),
         auth=resolve_auth(route.auth, f"{where}.auth"),
+        timeout=_number(route.timeout, f"{where}.timeout", float, 0.001),
+        connect_timeout=None
+        if connect is None
+        else _number(connect, f"{where}.connect_timeout", float, 0.001),
     )
     style = getattr(route.auth, "auth_style", route.auth)
     if style == "sigv4" and route.aws is None and getattr(route.auth, "credentials", None) is None:
@@ -363,6 +376,7 @@ def load_settings(
         "key_cooldown_max",
         "max_retries",
         "stream_idle_timeout",
+        "connect_timeout",
     ):
         take(name, raw.get(name), f"{where}.{name}")
     for name in _ROLLUP_KEYS:
@@ -381,6 +395,7 @@ def load_settings(
         "GEMINI_CALO_KEY_COOLDOWN_MAX": "key_cooldown_max",
         "GEMINI_CALO_MAX_RETRIES": "max_retries",
         "GEMINI_CALO_STREAM_IDLE_TIMEOUT": "stream_idle_timeout",
+        "GEMINI_CALO_CONNECT_TIMEOUT": "connect_timeout",
         "GEMINI_CALO_LOG_LEVEL": "log.level",
         "GEMINI_CALO_LOG_FILE": "log.file",
         "GEMINI_CALO_MODEL_OVERRIDE": "model_override",
@@ -448,6 +463,7 @@ def load_settings(
         stream_idle_timeout=get(
             "stream_idle_timeout", lambda v, w: _number(v, w, float, 0.001), 120.0
         ),
+        connect_timeout=get("connect_timeout", lambda v, w: _number(v, w, float, 0.001), 10.0),
         source=str(path) if path else "environment",
     )
     if not settings.api_keys and not any(r.api_keys or r.aws for _, r in settings.model_routes):

@@ -6,7 +6,8 @@ it passes through this addon again: a fresh key from the rotation (a 429'd key i
 it is skipped), SigV4 signed anew, the same route and timeout. A stream is retried only if
 its upstream failed before the first byte: an error status arrives before any body, and the
 addon buffers error bodies instead of streaming them. The retried answer reaches the client
-whole. A failed *connection* cannot be retried: mitmproxy answers it itself (SPEC 4b).
+whole. A refused *connection* is retried before the request leaves, by the connect check
+(connect.py); one that fails after that check is mitmproxy's to answer (SPEC 4b).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ class Upstream:
     timeout: float
     aws: AWSCredentials | None = None
     is_google: bool = False
+    connect_timeout: float = 10.0
 
     @property
     def address(self) -> str:
@@ -53,12 +54,12 @@ class Upstream:
 class Router:
     def __init__(self, settings: Settings):
         self.routes: tuple[tuple[str, Upstream], ...] = tuple(
-            (glob, _route_upstream(glob, route, settings.key_cooldown_max))
-            for glob, route in settings.model_routes
+            (glob, _route_upstream(glob, route, settings)) for glob, route in settings.model_routes
         )
         self._default_keys = KeyPool("default", settings.api_keys, settings.key_cooldown_max)
         self._base_url = settings.base_url
         self._region = settings.bedrock.default_region
+        self._connect_timeout = settings.connect_timeout
         self._defaults: dict[tuple[str, str], Upstream] = {}
 
     def route_addresses(self) -> frozenset[str]:
@@ -85,6 +86,7 @@ class Router:
                 self._default_keys,
                 300.0,
                 is_google=url is None,
+                connect_timeout=self._connect_timeout,
             )
         return self._defaults[key]
 
@@ -92,15 +94,16 @@ class Router:
         return [self._default_keys] + [u.keys for _, u in self.routes]
 
 
-def _route_upstream(glob: str, route: RouteConfig, max_cooldown: float) -> Upstream:
+def _route_upstream(glob: str, route: RouteConfig, settings: Settings) -> Upstream:
     # the Python API's providers (create_aws_sigv4_provider, ...) name a built-in style
     auth = getattr(route.auth, "auth_style", route.auth)
     return Upstream.from_url(
         glob,
         route.url,
         auth,
-        KeyPool(glob, route.api_keys, max_cooldown),
+        KeyPool(glob, route.api_keys, settings.key_cooldown_max),
         route.timeout,
         aws=getattr(route.auth, "credentials", None) or route.aws,
         is_google=urlsplit(route.url).hostname == GOOGLE_HOST,
+        connect_timeout=route.connect_timeout or settings.connect_timeout,
     )

@@ -1,8 +1,8 @@
 """What the proxy knows about upstreams that failed to connect.
 
-mitmproxy answers a failed connect with its own 502 page (no hook replaces it); after that,
-the proxy answers requests to that upstream itself, in the caller's shape, until a short
-back-off has passed and one request may try again.
+After a failed connect (the addon's own check in connect.py, or mitmproxy's, which answers
+with its own 502 page that no hook replaces), the proxy answers requests to that upstream
+itself, in the caller's shape, until a short back-off has passed and one request may try again.
 """
 
 from __future__ import annotations

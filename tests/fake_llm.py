@@ -51,6 +51,7 @@ class FakeLLM:
         self.release = threading.Event()
         self.last_chunk_sent = threading.Event()
         self.scripted: list[tuple[int, bytes]] = []  # (status, body) for the next requests
+        self.connections = 0  # TCP connections accepted
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -65,7 +66,12 @@ class FakeLLM:
             def do_POST(self):
                 fake._handle(self, self.rfile.read(int(self.headers.get("content-length") or 0)))
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def process_request(self, request, client_address):
+                fake.connections += 1
+                super().process_request(request, client_address)
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"

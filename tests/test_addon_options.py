@@ -9,6 +9,7 @@ from mitmproxy.exceptions import OptionsError
 from mitmproxy.test import taddons
 
 from calo_addon import Calo
+from calo_addon import config as cfg
 
 
 def test_bad_calo_config_is_refused_and_the_old_one_stays(tmp_path):
@@ -30,3 +31,21 @@ def test_bad_calo_config_is_refused_and_the_old_one_stays(tmp_path):
             tctx.master._legacy_log_events.uninstall()
 
     asyncio.run(go())
+
+
+def test_reliability_settings_from_python(tmp_path):
+    addon = Calo(
+        api_keys=["r"],
+        max_retries=0,
+        connect_timeout=0.5,
+        stream_idle_timeout=3,
+        max_body_bytes=1000,
+        key_cooldown_max=9,
+    )
+    settings = cfg.load_settings(None, {}, addon._overrides)
+    assert (settings.max_retries, settings.connect_timeout, settings.stream_idle_timeout) == (
+        0,
+        0.5,
+        3,
+    )
+    assert (settings.max_body_bytes, settings.key_cooldown_max) == (1000, 9)

@@ -245,3 +245,27 @@ def test_unknown_auth_style_in_route_config_object_fails_at_load():
     route = RouteConfig(url="https://h", api_keys=["k"], auth="Bearer")  # a typo of "bearer"
     message = error_of(None, env=KEYS, overrides={"model_routes": {"x-*": route}})
     assert "'Bearer'" in message
+
+
+def test_connect_timeout_global_per_route_and_refused_when_not_positive(tmp_path):
+    text = """
+api_keys: [k]
+connect_timeout: 4
+model_routes:
+  "a-*": {url: "http://127.0.0.1:1", api_keys: [x], connect_timeout: 0.5}
+  "b-*": {url: "http://127.0.0.1:2", api_keys: [x]}
+"""
+    s = load_settings(yaml_file(tmp_path, text), {})
+    assert s.connect_timeout == 4.0
+    assert [route.connect_timeout for _, route in s.model_routes] == [0.5, None]
+    assert (
+        load_settings(None, {**KEYS, "GEMINI_CALO_CONNECT_TIMEOUT": "2.5"}).connect_timeout == 2.5
+    )
+    message = error_of(tmp_path, text.replace("connect_timeout: 0.5", "connect_timeout: 0"))
+    assert "model_routes" in message and "connect_timeout" in message
+    message = error_of(
+        tmp_path,
+        None,
+        overrides={"model_routes": {"g": RouteConfig(url="http://h", connect_timeout=-1)}},
+    )
+    assert "connect_timeout" in message
