@@ -16,6 +16,8 @@ import json
 import logging
 from typing import Any
 
+import orjson
+
 from . import redact
 
 logger = logging.getLogger("calo_addon")
@@ -46,7 +48,7 @@ class CallLog:
             self._file = None
 
     def write(self, record: dict[str, Any]) -> None:
-        self.write_line(self.scrub(json.dumps(record, ensure_ascii=False, default=str)))
+        self.write_line(self.scrub(orjson.dumps(record, default=str).decode()))
 
     def write_line(self, line: str) -> None:
         if self._file is None:

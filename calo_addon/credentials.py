@@ -71,17 +71,18 @@ def passthrough(request: http.Request, client: aws.ClientAWS) -> str:
     return "client:unsigned"
 
 
-OUTBOUND_CREDENTIAL_HEADERS = (
-    "authorization",
-    "x-goog-api-key",
-    "x-api-key",
-    "x-amz-security-token",
+OUTBOUND_CREDENTIAL_HEADERS = frozenset(
+    {b"authorization", b"x-goog-api-key", b"x-api-key", b"x-amz-security-token"}
 )
 
 
 def label_sent_credentials(request: http.Request, label: str | None) -> None:
     """Once the request has gone, keep only a label in the stored flow: `-w` files, HAR
     exports and mitmweb never hold a real key. A replay re-attaches fresh credentials."""
-    for name in OUTBOUND_CREDENTIAL_HEADERS:
-        if name in request.headers:
-            request.headers[name] = f"[calo: {label or 'credential'}]"
+    fields = request.headers.fields
+    if any(name.lower() in OUTBOUND_CREDENTIAL_HEADERS for name, _ in fields):
+        text = f"[calo: {label or 'credential'}]".encode()
+        request.headers.fields = tuple(
+            (name, text if name.lower() in OUTBOUND_CREDENTIAL_HEADERS else value)
+            for name, value in fields
+        )
