@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from cachetools import LRUCache, TTLCache
@@ -52,6 +53,29 @@ class Context:
     summary: str | None = None
     failed: bool = False
     created: float = field(default_factory=time.monotonic)
+    roles: tuple = ()  # the turns' roles and texts apart, when no turn has tools (plain)
+    texts: tuple = ()
+
+    def __post_init__(self) -> None:
+        if not any(tools for _, _, tools in self.turns):
+            self.roles = tuple(role for role, _, _ in self.turns)
+            self.texts = tuple(text for _, text, _ in self.turns)
+
+    def starts(self, op: Operation, turns: list) -> bool:
+        """Whether `turns` begins with this conversation, turn for turn (canonical forms)."""
+        prefix = turns[: len(self.turns)]
+        plain = op.dialect.plain_turn
+        if plain and self.roles:  # in C: every turn a {role, text} pair equal to ours
+            try:
+                if (
+                    set(map(len, prefix)) == {2}
+                    and tuple(map(itemgetter(plain[1]), prefix)) == self.texts
+                    and tuple(map(itemgetter(plain[0]), prefix)) == self.roles
+                ):
+                    return True
+            except (KeyError, TypeError):
+                pass
+        return self.turns == tuple(map(op.dialect.canonical, prefix))
 
 
 @dataclass
@@ -103,7 +127,7 @@ class Rollup:
         turn_at = _canonical_at(op, turns)
         for length in candidates:  # something must remain after the prefix: length < n
             context = self.cache.get(key(length, turn_at))
-            if context is None or context.turns != tuple(map(turn_at, range(length))):
+            if context is None or not context.starts(op, turns):
                 continue
             if context.summary is None:
                 plan.used = plan.used or "verbatim"  # summary pending or failed: keep looking

@@ -269,3 +269,22 @@ def test_the_summary_counts_against_max_bytes():
 
     before, after = run(go())
     assert after == before + 5000
+
+
+def test_a_turn_sent_in_another_form_with_the_same_content_still_matches():
+    """Compared in C when every turn is a plain {role, content} pair; otherwise turn by turn,
+    in canonical form, so text sent as content parts matches the same text sent as a string."""
+    op = recognise("POST", "/v1/chat/completions", None)
+    history = _chat(LONG, "a1")
+
+    async def go():
+        rollup = Rollup(RollupSettings(threshold=100), summarize)
+        rollup.remember(op, rollup.plan(op, {"messages": history[:-1]}), history[-1])
+        await rollup.settle()
+        as_parts = [{"role": "user", "content": [{"type": "text", "text": LONG}]}, history[1]]
+        with_name = [{**history[0], "name": "ann"}, history[1]]
+        nxt = {"role": "user", "content": "next"}
+        return [rollup.plan(op, {"messages": [*turns, nxt]}) for turns in (as_parts, with_name)]
+
+    for plan in run(go()):
+        assert plan.used == "summary" and plan.cut == 2

@@ -66,6 +66,9 @@ class Operation:
 class Dialect(Protocol):
     name: str
     default_auth: str  # how the global api_keys are sent to the default upstream
+    # keys of a turn that is only a role and a text, whose canonical form is (role, text, ()):
+    # lets the rollup compare many such turns in C; None when the dialect has no such shape
+    plain_turn: tuple[str, str] | None
 
     def recognise(self, method: str, path: str, key_source: str | None) -> Operation | None: ...
 

@@ -22,6 +22,7 @@ from .base import Operation, Turn, Usage, decode_model, int_or_none, json_respon
 
 name = "bedrock"
 default_auth = "bedrock-passthrough"
+plain_turn = ("role", "content")  # Anthropic invoke, string content
 
 _PATH = re.compile(
     r"^/model/([^/]+)/(invoke|invoke-with-response-stream|converse|converse-stream)$"

@@ -19,6 +19,7 @@ from .base import Operation, Turn, Usage, decode_model, int_or_none, json_respon
 
 name = "gemini"
 default_auth = "x-goog-api-key"
+plain_turn = None  # parts are always a list
 
 _METHODS = {
     "generateContent": True,  # value: carries a conversation

@@ -18,6 +18,7 @@ from .base import Operation, Refusal, Turn, Usage, int_or_none, json_response
 
 name = "openai"
 default_auth = "bearer"
+plain_turn = ("role", "content")
 
 _PATH = re.compile(r"^/(v1|v1beta/openai)/(chat/completions|embeddings|models)/?$")
 _OPERATIONS = {
@@ -117,15 +118,20 @@ def turns(op: Operation, body: Any) -> list | None:
     messages = body.get("messages") if isinstance(body, dict) else None
     if not isinstance(messages, list):
         return None
+    return _split_system(messages)[1]
+
+
+def _split_system(messages: list) -> tuple[list, list]:
+    """(system messages, the other messages), each in order."""
     lead = 0
     while lead < len(messages) and _is_system(messages[lead]):
         lead += 1
     try:  # the common case, in C: no system message after the leading ones
         if set(map(_ROLE, messages[lead:])).isdisjoint(_SYSTEM_ROLES):
-            return messages[lead:]
+            return messages[:lead], messages[lead:]
     except (KeyError, TypeError):  # a message without a role, or not an object
         pass
-    return [m for m in messages if not _is_system(m)]
+    return [m for m in messages if _is_system(m)], [m for m in messages if not _is_system(m)]
 
 
 _SYSTEM_ROLES = ("system", "developer")
@@ -164,7 +170,7 @@ def is_boundary(message: Any) -> bool:
 
 
 def inject(op: Operation, body: Any, remaining: list, context: str) -> None:
-    system = [m for m in body["messages"] if _is_system(m)]
+    system = _split_system(body["messages"])[0]
     body["messages"] = [*system, {"role": "system", "content": context}, *remaining]
 
 
