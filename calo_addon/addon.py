@@ -249,7 +249,8 @@ class Calo:
         upstream = call.upstream = pipeline.router.select(op, model, region)
         if reason := self.health.refusal_reason(upstream.address):
             raise Refusal(502, reason)
-        if not self.connections.has(flow.client_conn.id, upstream.host, upstream.port):
+        direct = flow.server_conn.via is None  # not through an upstream proxy (--mode upstream)
+        if direct and not self.connections.has(flow.client_conn.id, upstream.host, upstream.port):
             await self._connect_first(call, upstream)
 
         point_at(request, op, upstream)

@@ -10,7 +10,9 @@ route's `connect_timeout`, and closes it again. If that fails, the addon decides
 caller's shape, after retrying a refused connection up to `max_retries` times.
 
 The cost is one TCP handshake, and only when this client connection has no open connection to
-that upstream yet (the first request of a connection; later ones reuse mitmproxy's). What stays
+that upstream yet (the first request of a connection; later ones reuse mitmproxy's). Flows that
+go through an upstream proxy (`--mode upstream:...`) are not checked: the proxy connects there,
+not to the API host. What stays
 out of reach: a connection that fails between this check and mitmproxy's own connect, and a
 TLS handshake failure, still get mitmproxy's page; the upstream is then marked down and later
 requests are answered in shape (`upstream_health`).

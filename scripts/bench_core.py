@@ -223,8 +223,9 @@ def main() -> int:
             with open(calo.log_file, encoding="utf-8") as f:
                 lines = f.readlines()
             log_lines = len(lines)
-            flows = sum(1 for line in lines if '"operation"' in line)
-            status200 = sum(1 for line in lines if '"status": 200' in line)
+            records = [json.loads(line) for line in lines if '"operation"' in line]
+            flows = len(records)
+            status200 = sum(1 for record in records if record.get("status") == 200)
             print(
                 f"\ncalo.log: {log_lines} lines, {flows} flow records ({status200} with status "
                 f"200); (c) completed {c_requests} requests"

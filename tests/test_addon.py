@@ -189,6 +189,34 @@ def test_upstream_known_down_is_502_without_trying(tmp_path):
     assert error_body(f, 502)["error"]["status"] == "UNAVAILABLE"
 
 
+def test_connect_check_only_for_a_direct_connection_not_yet_open(tmp_path, monkeypatch):
+    """Refused connect: 502 in shape, nothing forwarded. Not checked again once mitmproxy holds
+    a connection to that upstream for this client, nor through an upstream proxy."""
+    import calo_addon.addon as addon_module
+    from calo_addon.connect import ConnectFailed
+
+    tried = []
+
+    async def refused(host, port, timeout):
+        tried.append((host, port))
+        raise ConnectFailed("Connection refused")
+
+    monkeypatch.setattr(addon_module, "try_connect", refused)
+    first, upstream_mode, kept_alive = flow(), flow(), flow()
+    upstream_mode.server_conn.via = ("http", ("10.0.0.9", 3128))
+    addon = calo(tmp_path, max_retries=1)
+    send(addon, first)
+    assert error_body(first, 502)["error"]["message"] == "upstream 127.0.0.1:9: Connection refused"
+    assert tried == [("127.0.0.1", 9)] * 2  # once, then one retry
+    assert_not_forwarded(first)
+
+    addon.health.mark_up("127.0.0.1:9")
+    addon.connections.connected(kept_alive.client_conn.id, ("127.0.0.1", 9))
+    send(addon, upstream_mode, kept_alive)
+    assert upstream_mode.response is None and kept_alive.response is None
+    assert tried == [("127.0.0.1", 9)] * 2
+
+
 # ---------------------------------------------------------------- model override and routes
 
 
