@@ -16,12 +16,12 @@ from mitmproxy import command, ctx, http
 from mitmproxy.exceptions import OptionsError
 from mitmproxy.proxy.mode_specs import ReverseMode
 
-from . import aws, failover
+from . import aws, connect, failover
 from . import config as cfg
 from .body import JsonBody
 from .call import Call, comment, message_dump
 from .calllog import logger
-from .connect import ConnectFailed, OpenConnections, try_connect
+from .connect import ConnectFailed, OpenConnections
 from .credentials import attach, label_sent_credentials, point_at
 from .dialects import Refusal, dialect_for_path, recognise
 from .inbound_auth import presented_key, strip_client_credentials
@@ -32,7 +32,6 @@ from .streams import StreamTap, stream_format
 from .timeouts import Deadline, sweep
 from .upstream_health import UpstreamHealth
 
-CONNECT_RETRY_DELAY = 0.1  # seconds before the first retry of a refused connection; doubles
 CONFIG_POLL = 1.0  # seconds between checks of the config file's modification time
 API_HOSTS = frozenset({GOOGLE_HOST, "api.openai.com"})
 HEALTH = b'{"status": "ok"}'
@@ -251,7 +250,18 @@ class Calo:
             raise Refusal(502, reason)
         direct = flow.server_conn.via is None  # not through an upstream proxy (--mode upstream)
         if direct and not self.connections.has(flow.client_conn.id, upstream.host, upstream.port):
-            await self._connect_first(call, upstream)
+            try:  # connect.py: so that a failure is ours to answer, in shape
+                await connect.check(
+                    upstream.host,
+                    upstream.port,
+                    upstream.connect_timeout,
+                    pipeline.settings.max_retries,
+                    lambda reason: call.retries.append(f"connect: {reason}"),
+                )
+            except ConnectFailed as failed:
+                self.health.mark_down(upstream.address, failed.reason)
+                status = 504 if failed.timed_out else 502
+                raise Refusal(status, f"upstream {upstream.address}: {failed.reason}") from None
 
         point_at(request, op, upstream)
         if body:
@@ -264,26 +274,6 @@ class Calo:
         call.key = used if isinstance(used, Key) else None
         call.key_label = used.label if isinstance(used, Key) else used
         call.deadline = Deadline(upstream.timeout)
-
-    async def _connect_first(self, call: Call, upstream) -> None:
-        """Connect to the upstream before mitmproxy does, so a failure is answered in shape
-        (see connect.py). A refused connection is retried up to max_retries times."""
-        retries = call.pipeline.settings.max_retries
-        attempt = 0
-        while True:
-            try:
-                await try_connect(upstream.host, upstream.port, upstream.connect_timeout)
-                return
-            except ConnectFailed as e:
-                failed = e
-            if failed.timed_out or attempt == retries:  # a timeout is the wait the user set
-                break
-            call.retries.append(f"connect: {failed.reason}")
-            await asyncio.sleep(CONNECT_RETRY_DELAY * 2**attempt)
-            attempt += 1
-        self.health.mark_down(upstream.address, failed.reason)
-        status = 504 if failed.timed_out else 502
-        raise Refusal(status, f"upstream {upstream.address}: {failed.reason}")
 
     def server_connected(self, data) -> None:
         self.connections.connected(data.client.id, data.server.address)

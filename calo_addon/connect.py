@@ -24,6 +24,9 @@ import asyncio
 import os
 import socket
 from collections import Counter
+from collections.abc import Callable
+
+RETRY_DELAY = 0.1  # seconds before the first retry of a refused connection; doubles
 
 
 class ConnectFailed(Exception):
@@ -43,6 +46,23 @@ async def try_connect(host: str, port: int, timeout: float) -> None:
     except OSError as e:
         raise ConnectFailed(_reason(e)) from None
     writer.close()
+
+
+async def check(
+    host: str, port: int, timeout: float, retries: int, on_retry: Callable[[str], None]
+) -> None:
+    """try_connect, retrying a refused connection up to `retries` times (not a timeout: that
+    is the wait the user set); raises the last ConnectFailed."""
+    attempt = 0
+    while True:
+        try:
+            return await try_connect(host, port, timeout)
+        except ConnectFailed as failed:
+            if failed.timed_out or attempt == retries:
+                raise
+            on_retry(failed.reason)
+        await asyncio.sleep(RETRY_DELAY * 2**attempt)
+        attempt += 1
 
 
 def _reason(error: OSError) -> str:

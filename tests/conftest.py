@@ -22,4 +22,4 @@ def _upstreams_accept_connections(request, monkeypatch):
     async def accepted(host: str, port: int, timeout: float) -> None:
         return None
 
-    monkeypatch.setattr("calo_addon.addon.try_connect", accepted)
+    monkeypatch.setattr("calo_addon.connect.try_connect", accepted)

@@ -192,7 +192,7 @@ def test_upstream_known_down_is_502_without_trying(tmp_path):
 def test_connect_check_only_for_a_direct_connection_not_yet_open(tmp_path, monkeypatch):
     """Refused connect: 502 in shape, nothing forwarded. Not checked again once mitmproxy holds
     a connection to that upstream for this client, nor through an upstream proxy."""
-    import calo_addon.addon as addon_module
+    import calo_addon.connect as connect_module
     from calo_addon.connect import ConnectFailed
 
     tried = []
@@ -201,7 +201,7 @@ def test_connect_check_only_for_a_direct_connection_not_yet_open(tmp_path, monke
         tried.append((host, port))
         raise ConnectFailed("Connection refused")
 
-    monkeypatch.setattr(addon_module, "try_connect", refused)
+    monkeypatch.setattr(connect_module, "try_connect", refused)
     first, upstream_mode, kept_alive = flow(), flow(), flow()
     upstream_mode.server_conn.via = ("http", ("10.0.0.9", 3128))
     addon = calo(tmp_path, max_retries=1)
