@@ -32,7 +32,7 @@ if __name__ != "calo_addon":  # loaded by mitmproxy's -s
 else:
     from .addon import Calo
     from .aws import create_aws_sigv4_provider, create_passthrough_bedrock_provider
-    from .config import AWSCredentials, RouteConfig
+    from .settings import AWSCredentials, RouteConfig
 
     __all__ = [
         "AWSCredentials",

@@ -11,7 +11,6 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from mitmproxy import command, ctx, http
 from mitmproxy.exceptions import OptionsError
 from mitmproxy.proxy.mode_specs import ReverseMode
@@ -19,7 +18,7 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 from . import aws, connect, failover
 from . import config as cfg
 from .body import JsonBody
-from .call import Call, comment, message_dump
+from .call import Call
 from .calllog import logger
 from .connect import ConnectFailed, OpenConnections
 from .credentials import attach, label_sent_credentials, point_at
@@ -56,12 +55,12 @@ class Calo:
         model_transformer: Callable[[str], str] | None = None,
         **overrides: Any,
     ):
-        unknown = set(overrides) - _OVERRIDE_NAMES.keys()
+        unknown = set(overrides) - cfg.PYTHON_NAMES.keys()
         if unknown:
             raise TypeError(f"Calo() got unknown settings: {', '.join(sorted(unknown))}")
         self._config_path = config
         self._transformer = model_transformer
-        self._overrides = {_OVERRIDE_NAMES[k]: v for k, v in overrides.items() if v is not None}
+        self._overrides = {cfg.PYTHON_NAMES[k]: v for k, v in overrides.items() if v is not None}
         self.pipeline: Pipeline | None = None
         self._config_stamp: tuple[float, int] | None = None
         self._watcher: asyncio.Task | None = None
@@ -316,31 +315,19 @@ class Calo:
             call.deadline.cancel()
         if call.refused is None and call.upstream is not None:
             self.health.mark_up(call.upstream.address)
-            self._cool_refused_key(flow, call)
+            call.cool_key_if_refused(flow.response)
             if call.tap is None:
-                self._read_usage(flow, call)
+                call.read_answer(flow.response)
             elif flow.response and flow.response.status_code == 200 and not call.tap.broken:
                 call.remember_reply(None)
         if failover.is_retry(flow):
             self.failover.settle(flow)
         elif call.refused is None and call.tap is None:
-            await self._retry_while_failing(flow, call)
+            await self.failover.retry_while_failing(flow, call)
         error = None
         if call.tap and call.tap.exceptions:  # an exception event inside a 200 event stream
             error = "; ".join(call.tap.exceptions)
         self._finish(flow, call, flow.response.status_code if flow.response else None, error)
-
-    async def _retry_while_failing(self, flow: http.HTTPFlow, call: Call) -> None:
-        while failover.retryable(flow) and len(call.retries) < call.pipeline.settings.max_retries:
-            call.retries.append(f"{flow.response.status_code} via {call.key_label or '-'}")
-            retried = await self.failover.send_again(flow, call.upstream.timeout + 5)
-            if retried is None or retried.response is None:
-                return  # the retry failed to connect: the client keeps the first answer
-            outcome = retried.metadata.get("calo_outcome", {})
-            flow.response = retried.response
-            call.key_label = outcome.get("key_label", call.key_label)
-            if outcome.get("refused"):
-                return  # e.g. every key is cooling: that answer is final
 
     def error(self, flow: http.HTTPFlow) -> None:
         call = self._calls.pop(flow, None)
@@ -360,46 +347,11 @@ class Calo:
         if failover.is_retry(flow):
             self.failover.settle(flow)
 
-    def _cool_refused_key(self, flow: http.HTTPFlow, call: Call) -> None:
-        status = flow.response.status_code if flow.response else 0
-        if call.key is None or status not in (401, 403, 429):
-            return
-        seconds = call.upstream.keys.cool(call.key, flow.response.headers.get("retry-after"))
-        call.cooled = f"{call.key.label} cooling {seconds:g}s after {status}"
-        logger.warning("calo_addon: %s", call.cooled)
-
-    def _read_usage(self, flow: http.HTTPFlow, call: Call) -> None:
-        response = flow.response
-        if not response or "json" not in response.headers.get("content-type", ""):
-            return
-        try:
-            payload = orjson.loads(response.get_content(strict=True) or b"null")
-        except ValueError:
-            return  # an undecodable or non-JSON body passes through as it is; no usage to read
-        call.observe(payload)
-        if response.status_code == 200:
-            call.remember_reply(payload)
-
     def _finish(
         self, flow: http.HTTPFlow, call: Call, status: int | None, error: str | None = None
     ) -> None:
-        if call.refused is None and not call.labelled:
-            label_sent_credentials(flow.request, call.key_label)
-        record = call.record(status, error)
-        if failover.is_retry(flow):
-            record["retry_of"] = flow.metadata[failover.RETRY_OF]
-            flow.metadata["calo_outcome"] = {
-                "key_label": call.key_label,
-                "refused": call.refused is not None,
-            }
         log = self.pipeline.log if self.pipeline else call.pipeline.log  # the current file
-        if log.debug:
-            record["request"] = message_dump(flow.request)
-            record["response"] = message_dump(flow.response) if flow.response else None
-        log.write(record)
-        flow.comment = call.pipeline.scrub(comment(record))
-        if error or (status or 0) >= 400:
-            flow.marked = ":red_circle:"
+        call.finish(flow, status, error, log)
 
     # ------------------------------------------------------------ commands
 
@@ -408,43 +360,7 @@ class Calo:
         """calo_addon's keys per route with their use counts, and upstreams known to be down."""
         if self.pipeline is None:
             return "calo_addon: no valid configuration"
-        lines = []
-        for pool in self.pipeline.router.pools():
-            keys = ", ".join(
-                f"{label} uses={uses} " + (f"cooling {left:.0f}s" if left else "ready")
-                for label, uses, left in pool.state()
-            )
-            lines.append(f"route {pool.name}: {len(pool.keys)} keys ({keys or 'none'})")
-        if self.pipeline.rollup is not None:
-            stats = self.pipeline.rollup.stats()
-            lines.append(
-                f"rollup cache: {stats['entries']} conversations, {stats['ready']} summarised, "
-                f"{stats['bytes']} bytes"
-            )
-        for address, reason in self.health.snapshot().items():
-            lines.append(f"upstream {address}: down ({reason})")
-        return "\n".join(lines)
-
-
-_OVERRIDE_NAMES = {
-    "api_keys": "api_keys",
-    "proxy_api_keys": "proxy_api_keys",
-    "base_url": "base_url",
-    "model_override": "model_override",
-    "model_routes": "model_routes",
-    "log_level": "log.level",
-    "log_file": "log.file",
-    "rollup_enabled": "rollup.enabled",
-    "rollup_cache_size": "rollup.cache_size",
-    "rollup_threshold": "rollup.threshold",
-    "summarizer_model": "rollup.summarizer_model",
-    "bedrock_default_region": "bedrock.default_region",
-    "max_body_bytes": "max_body_bytes",
-    "max_retries": "max_retries",
-    "key_cooldown_max": "key_cooldown_max",
-    "connect_timeout": "connect_timeout",
-    "stream_idle_timeout": "stream_idle_timeout",
-}
+        return self.pipeline.status(self.health.snapshot())
 
 
 def _stamp(source: str) -> tuple[float, int] | None:

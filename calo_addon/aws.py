@@ -20,8 +20,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from mitmproxy import http
 
-from .config import AWSCredentials
 from .dialects import Refusal
+from .settings import AWSCredentials
 
 SERVICE = "bedrock"
 MAX_CLOCK_SKEW = datetime.timedelta(minutes=15)

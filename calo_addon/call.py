@@ -6,9 +6,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from mitmproxy import http
 
-from . import redact
+from . import failover, redact
+from .calllog import CallLog, logger
+from .credentials import label_sent_credentials
 from .dialects import Operation, Refusal, Usage
 from .keypool import Key
 from .pipeline import Pipeline
@@ -60,6 +63,48 @@ class Call:
         else:
             reply = op.dialect.reply(op, payload)
         rollup.remember(op, self.rollup, reply)
+
+    def read_answer(self, response: http.Response | None) -> None:
+        """A whole (not streamed) JSON answer: its usage, and for a 200 the rollup's reply."""
+        if not response or "json" not in response.headers.get("content-type", ""):
+            return
+        try:
+            payload = orjson.loads(response.get_content(strict=True) or b"null")
+        except ValueError:
+            return  # an undecodable or non-JSON body passes through as it is; no usage to read
+        self.observe(payload)
+        if response.status_code == 200:
+            self.remember_reply(payload)
+
+    def cool_key_if_refused(self, response: http.Response | None) -> None:
+        """A 401, 403 or 429 puts the key used in cooldown (Retry-After honoured)."""
+        status = response.status_code if response else 0
+        if self.key is None or self.upstream is None or status not in (401, 403, 429):
+            return
+        seconds = self.upstream.keys.cool(self.key, response.headers.get("retry-after"))
+        self.cooled = f"{self.key.label} cooling {seconds:g}s after {status}"
+        logger.warning("calo_addon: %s", self.cooled)
+
+    def finish(
+        self, flow: http.HTTPFlow, status: int | None, error: str | None, log: CallLog
+    ) -> None:
+        """Write the call's log line and its mitmweb comment; leave labels, not keys."""
+        if self.refused is None and not self.labelled:
+            label_sent_credentials(flow.request, self.key_label)
+        record = self.record(status, error)
+        if failover.is_retry(flow):
+            record["retry_of"] = flow.metadata[failover.RETRY_OF]
+            flow.metadata[failover.OUTCOME] = {
+                "key_label": self.key_label,
+                "refused": self.refused is not None,
+            }
+        if log.debug:
+            record["request"] = message_dump(flow.request)
+            record["response"] = message_dump(flow.response) if flow.response else None
+        log.write(record)
+        flow.comment = self.pipeline.scrub(comment(record))
+        if error or (status or 0) >= 400:
+            flow.marked = ":red_circle:"
 
     def record(self, status: int | None, error: str | None) -> dict[str, Any]:
         """The call's JSON log line."""

@@ -1,4 +1,5 @@
-"""Configuration: defaults < YAML file < environment variables, parsed once into frozen dataclasses.
+"""Configuration: defaults < YAML file < environment variables, parsed once into the frozen
+dataclasses of settings.py.
 
 Nothing downstream reads env vars or raw dicts: `load_settings` returns a `Settings`, or raises
 `ConfigError` with one line that names the bad key, value or missing variable.
@@ -10,101 +11,28 @@ import importlib
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
-AUTH_STYLES = ("bearer", "x-goog-api-key", "none", "sigv4", "bedrock-passthrough")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+from .settings import (
+    AUTH_STYLES,
+    DEFAULT_BASE_URL,
+    LOG_LEVELS,
+    AuthProvider,
+    AWSCredentials,
+    BedrockSettings,
+    LogSettings,
+    RollupSettings,
+    RouteConfig,
+    Settings,
+)
 
 
 class ConfigError(ValueError):
     """A configuration that cannot work. The message is one line naming the problem."""
-
-
-@dataclass(frozen=True)
-class AWSCredentials:
-    access_key: str
-    secret_key: str
-    session_token: str | None = None
-    region: str = "us-east-1"
-
-
-AuthProvider = Callable[..., Any]
-
-
-@dataclass(frozen=True)
-class RouteConfig:
-    """Where models matching one glob go, and how they authenticate there."""
-
-    url: str
-    api_keys: tuple[str, ...] = ()
-    auth: str | AuthProvider | None = "bearer"
-    timeout: float = 300.0
-    aws: AWSCredentials | None = None
-    connect_timeout: float | None = None  # None: the global connect_timeout
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "api_keys", tuple(self.api_keys))
-        object.__setattr__(self, "url", self.url.rstrip("/"))
-        if self.auth is None:
-            object.__setattr__(self, "auth", "none")
-
-
-@dataclass(frozen=True)
-class RollupSettings:
-    enabled: bool = True
-    cache_size: int = 20
-    threshold: int = 4096
-    summarizer_model: str = "gemini-2.5-flash"
-    max_bytes: int = 64 * 1024 * 1024  # the cache's bound in bytes, beside cache_size entries
-    ttl: float | None = None  # seconds an entry lives; None: until evicted
-
-
-@dataclass(frozen=True)
-class LogSettings:
-    level: str = "CRITICAL"
-    file: str = "app.log"
-
-
-@dataclass(frozen=True)
-class BedrockSettings:
-    default_region: str = "us-east-1"
-
-
-@dataclass(frozen=True)
-class Settings:
-    api_keys: tuple[str, ...] = ()
-    proxy_api_keys: tuple[str, ...] = ()
-    proxy_aws_credentials: tuple[
-        tuple[str, str], ...
-    ] = ()  # (access-key id, secret) for SigV4 clients
-    base_url: str = DEFAULT_BASE_URL
-    model_override: str | None = None
-    model_routes: tuple[tuple[str, RouteConfig], ...] = ()
-    rollup: RollupSettings = field(default_factory=RollupSettings)
-    log: LogSettings = field(default_factory=LogSettings)
-    bedrock: BedrockSettings = field(default_factory=BedrockSettings)
-    http_port: int = 8000
-    max_body_bytes: int = 32 * 1024 * 1024
-    key_cooldown_max: float = 300.0
-    max_retries: int = 2
-    stream_idle_timeout: float = 120.0  # seconds between two chunks of a stream
-    connect_timeout: float = 10.0  # seconds to open an upstream connection (routes may differ)
-    source: str = "defaults"
-
-    def secrets(self) -> frozenset[str]:
-        """Every configured secret, for redaction."""
-        found = set(self.api_keys) | set(self.proxy_api_keys)
-        found |= {secret for _, secret in self.proxy_aws_credentials}
-        for _, route in self.model_routes:
-            found |= set(route.api_keys)
-            if route.aws:
-                found |= {route.aws.secret_key, route.aws.session_token or ""}
-        return frozenset(s for s in found if s)
 
 
 # ---------------------------------------------------------------- .env and ${VAR}
@@ -471,3 +399,25 @@ def load_settings(
             "no api_keys configured: set GEMINI_CALO_API_KEYS or api_keys in the config file"
         )
     return settings
+
+
+# Calo(...) keyword -> setting name (the Python API, SPEC section 9)
+PYTHON_NAMES = {
+    "api_keys": "api_keys",
+    "proxy_api_keys": "proxy_api_keys",
+    "base_url": "base_url",
+    "model_override": "model_override",
+    "model_routes": "model_routes",
+    "log_level": "log.level",
+    "log_file": "log.file",
+    "rollup_enabled": "rollup.enabled",
+    "rollup_cache_size": "rollup.cache_size",
+    "rollup_threshold": "rollup.threshold",
+    "summarizer_model": "rollup.summarizer_model",
+    "bedrock_default_region": "bedrock.default_region",
+    "max_body_bytes": "max_body_bytes",
+    "max_retries": "max_retries",
+    "key_cooldown_max": "key_cooldown_max",
+    "connect_timeout": "connect_timeout",
+    "stream_idle_timeout": "stream_idle_timeout",
+}

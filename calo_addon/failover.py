@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRY_OF = "calo_retry_of"  # flow.metadata key on the copies this module sends
+OUTCOME = "calo_outcome"  # flow.metadata key: what the addon did with a copy (key, refused)
 
 
 def retryable(flow: http.HTTPFlow) -> bool:
@@ -55,3 +56,17 @@ class Failover:
             return None
         finally:
             self._waiting.pop(retry.id, None)
+
+    async def retry_while_failing(self, flow: http.HTTPFlow, call) -> None:
+        """Send `flow` again while its answer is retryable and `call` has retries left; the
+        last answer becomes the flow's response. `call` is the flow's calo_addon.call.Call."""
+        while retryable(flow) and len(call.retries) < call.pipeline.settings.max_retries:
+            call.retries.append(f"{flow.response.status_code} via {call.key_label or '-'}")
+            retried = await self.send_again(flow, call.upstream.timeout + 5)
+            if retried is None or retried.response is None:
+                return  # the retry failed to connect: the client keeps the first answer
+            outcome = retried.metadata.get(OUTCOME, {})
+            flow.response = retried.response
+            call.key_label = outcome.get("key_label", call.key_label)
+            if outcome.get("refused"):
+                return  # e.g. every key is cooling: that answer is final

@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 
 from . import config as cfg
+from .settings import Settings
 
 SCRIPT = Path(__file__).resolve().parent / "__init__.py"
 
 
-def mitmproxy_args(settings: cfg.Settings, extra: list[str]) -> list[str]:
+def mitmproxy_args(settings: Settings, extra: list[str]) -> list[str]:
     args = ["-s", str(SCRIPT), "--set", "connection_strategy=lazy"]
     if not any(a == "--mode" or a.startswith(("--mode=", "-m")) for a in extra):
         args += ["--mode", f"reverse:{settings.base_url}"]

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import config as cfg
 from . import redact
 from .calllog import CallLog
 from .inbound_auth import ProxyKeyCheck
 from .model_override import ModelOverride
 from .rollup import Rollup
 from .routing import Router
+from .settings import Settings
 from .summarizer import Summarizer
 
 
@@ -19,7 +19,7 @@ from .summarizer import Summarizer
 class Pipeline:
     """Everything built from one configuration. Swapped whole on reload; flows keep theirs."""
 
-    settings: cfg.Settings
+    settings: Settings
     inbound: ProxyKeyCheck
     override: ModelOverride
     router: Router
@@ -29,7 +29,7 @@ class Pipeline:
     route_addresses: frozenset[str]  # host:port of every route's url
 
     @classmethod
-    def build(cls, settings: cfg.Settings, transformer: Callable[[str], str] | None) -> Pipeline:
+    def build(cls, settings: Settings, transformer: Callable[[str], str] | None) -> Pipeline:
         router = Router(settings)
         scrub = redact.Scrubber(settings.secrets())
         return cls(
@@ -44,3 +44,22 @@ class Pipeline:
             else None,
             route_addresses=router.route_addresses(),
         )
+
+    def status(self, down: dict[str, str]) -> str:
+        """Keys per route with use counts and cooldowns, the rollup cache, upstreams down."""
+        lines = []
+        for pool in self.router.pools():
+            keys = ", ".join(
+                f"{label} uses={uses} " + (f"cooling {left:.0f}s" if left else "ready")
+                for label, uses, left in pool.state()
+            )
+            lines.append(f"route {pool.name}: {len(pool.keys)} keys ({keys or 'none'})")
+        if self.rollup is not None:
+            stats = self.rollup.stats()
+            lines.append(
+                f"rollup cache: {stats['entries']} conversations, {stats['ready']} summarised, "
+                f"{stats['bytes']} bytes"
+            )
+        for address, reason in down.items():
+            lines.append(f"upstream {address}: down ({reason})")
+        return "\n".join(lines)

@@ -30,9 +30,9 @@ from typing import Any
 
 from cachetools import LRUCache, TTLCache
 
-from .config import RollupSettings
 from .dialects import Operation
 from .dialects.base import Turn
+from .settings import RollupSettings
 
 logger = logging.getLogger(__name__)
 

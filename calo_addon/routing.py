@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from urllib.parse import urlsplit
 
-from .config import AuthProvider, AWSCredentials, RouteConfig, Settings
 from .dialects import Operation
 from .keypool import KeyPool
+from .settings import AuthProvider, AWSCredentials, RouteConfig, Settings
 
 GOOGLE_HOST = "generativelanguage.googleapis.com"
 

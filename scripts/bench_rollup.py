@@ -172,9 +172,9 @@ def micro(sizes: list[int], quick: bool) -> None:
         sys.path.insert(0, str(ROOT))
     import orjson
 
-    from calo_addon.config import RollupSettings
     from calo_addon.dialects import recognise
     from calo_addon.rollup import Rollup
+    from calo_addon.settings import RollupSettings
 
     async def summarize(text: str) -> str:
         return "summary"

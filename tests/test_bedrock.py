@@ -9,9 +9,9 @@ import pytest
 from mitmproxy.test import tutils
 
 from calo_addon import aws
-from calo_addon.config import Settings
 from calo_addon.dialects import Refusal, bedrock, recognise
 from calo_addon.routing import Router
+from calo_addon.settings import Settings
 
 ARN = "arn:aws:bedrock:us-west-2:123456789012:inference-profile/us.anthropic.claude-3-haiku-v1:0"
 

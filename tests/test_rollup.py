@@ -7,9 +7,9 @@ import copy
 
 import pytest
 
-from calo_addon.config import RollupSettings
 from calo_addon.dialects import bedrock, gemini, openai, recognise
 from calo_addon.rollup import Rollup
+from calo_addon.settings import RollupSettings
 
 LONG = "x" * 200
 

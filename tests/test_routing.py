@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from calo_addon.config import RouteConfig, Settings
 from calo_addon.dialects import recognise
 from calo_addon.keypool import KeyPool
 from calo_addon.routing import Router, Upstream
+from calo_addon.settings import RouteConfig, Settings
 
 GEMINI = recognise("POST", "/v1beta/models/m:generateContent", None)
 OPENAI = recognise("POST", "/v1/chat/completions", None)
