@@ -87,23 +87,21 @@ def _expand(value: Any, env: Mapping[str, str], where: str) -> Any:
 
 # ---------------------------------------------------------------- YAML
 
-_TOP_KEYS = {
+# top-level keys that hold one value each (the sections are read by their own key sets)
+_VALUE_KEYS = (
     "base_url",
     "api_keys",
     "proxy_api_keys",
     "proxy_aws_credentials",
     "model_override",
-    "model_routes",
-    "rollup",
-    "log",
-    "bedrock",
     "http_port",
     "max_body_bytes",
     "key_cooldown_max",
     "max_retries",
     "stream_idle_timeout",
     "connect_timeout",
-}
+)
+_TOP_KEYS = {*_VALUE_KEYS, "model_routes", "rollup", "log", "bedrock"}
 _ROUTE_KEYS = {"url", "api_keys", "auth", "timeout", "connect_timeout", "aws"}
 _AWS_KEYS = {"access_key", "secret_key", "session_token", "region"}
 _ROLLUP_KEYS = {"enabled", "cache_size", "threshold", "summarizer_model", "max_bytes", "ttl"}
@@ -296,16 +294,7 @@ def load_settings(
         if value is not None:
             values[name] = (value, origin)
 
-    names = ("base_url", "api_keys", "proxy_api_keys", "proxy_aws_credentials", "model_override")
-    for name in (
-        *names,
-        "http_port",
-        "max_body_bytes",
-        "key_cooldown_max",
-        "max_retries",
-        "stream_idle_timeout",
-        "connect_timeout",
-    ):
+    for name in _VALUE_KEYS:
         take(name, raw.get(name), f"{where}.{name}")
     for name in _ROLLUP_KEYS:
         take(f"rollup.{name}", rollup.get(name), f"{where}.rollup.{name}")

@@ -89,9 +89,8 @@ class OpenConnections:
         if not open_ or not address:
             return
         open_[tuple(address)] -= 1
-        if open_[tuple(address)] <= 0:
-            del open_[tuple(address)]
-        if not open_:
+        self._by_client[client_id] = +open_  # unary plus drops the counts at zero
+        if not self._by_client[client_id]:
             del self._by_client[client_id]
 
     def client_gone(self, client_id: str) -> None:
