@@ -280,3 +280,23 @@ def fill_tool_names(messages: list[Message]) -> None:
 
 def text_of(parts: list[Part]) -> str:
     return "".join(p.text for p in parts if isinstance(p, Text))
+
+
+# ---------------------------------------------------------------- reasoning effort <-> budget
+# One table for every codec, so a round trip keeps the user's setting: a protocol that speaks in
+# effort levels and one that speaks in token budgets meet here.
+
+EFFORT_BUDGETS: dict[str, int] = {"minimal": 1024, "low": 4096, "medium": 12288, "high": 32768}
+
+
+def budget_for(effort: str) -> int:
+    """Thinking tokens for an effort level (unknown levels count as medium)."""
+    return EFFORT_BUDGETS.get(effort, EFFORT_BUDGETS["medium"])
+
+
+def effort_for(budget: int) -> str:
+    """The smallest effort level whose budget covers `budget` tokens."""
+    for effort, tokens in EFFORT_BUDGETS.items():
+        if budget <= tokens:
+            return effort
+    return "high"
