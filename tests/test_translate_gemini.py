@@ -1073,3 +1073,26 @@ def test_stream_writer_refuses_arguments_that_are_not_json():
     writer.write(n.PartDelta(0, arguments='{"broken'))
     with pytest.raises(n.TranslationError):
         writer.write(n.PartStop(0))
+
+
+def test_code_gemini_ran_reaches_the_client_as_text():
+    parts = [
+        {"executableCode": {"language": "PYTHON", "code": "print(2 + 2)"}},
+        {"codeExecutionResult": {"outcome": "OUTCOME_OK", "output": "4"}},
+    ]
+    payload = {
+        "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}]
+    }
+    expected = "\n```python\nprint(2 + 2)\n```\n\n```\n4\n```\n"
+    assert n.text_of(CODEC.read_response(payload).parts) == expected
+    reader = CODEC.stream_reader()
+    events = reader.feed(None, payload) + reader.close()
+    assert "".join(e.text for e in events if isinstance(e, n.PartDelta)) == expected
+
+
+def test_part_fields_without_a_neutral_place_are_named_once():
+    video = {"fileData": {"fileUri": "gs://b/v.mp4"}, "videoMetadata": {"startOffset": "1s"}}
+    body = {"contents": [{"role": "user", "parts": [video, dict(video)]}]}
+    request = CODEC.read_request(body)
+    assert request.messages[0].parts == [n.Media(url="gs://b/v.mp4")] * 2
+    assert request.dropped == ["parts.videoMetadata"]

@@ -22,6 +22,18 @@ from . import neutral
 # "output" key, and "error" marks a failed call.
 RESULT_KEY = "result"
 _RESULT_KEYS = ("result", "output")
+# Part fields the neutral form carries; others (videoMetadata, mediaResolution ...) are named.
+_PART_FIELDS = (
+    "text",
+    "thought",
+    "thoughtSignature",
+    "inlineData",
+    "fileData",
+    "functionCall",
+    "functionResponse",
+    "executableCode",
+    "codeExecutionResult",
+)
 
 # Gemini's own file URIs (Files API, Cloud Storage) go as fileData; so do other URLs, which
 # Gemini may refuse (that refusal is the upstream's answer, not ours to guess).
@@ -35,8 +47,13 @@ def get(obj: dict[str, Any], camel: str, default: Any = None) -> Any:
     return obj.get(snake(camel), default)
 
 
-def snake(camel: str) -> str:
-    return re.sub(r"(?<!^)([A-Z])", r"_\1", camel).lower()
+def snake(name: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word.title() for word in rest)
 
 
 def as_dict(value: Any, field_name: str) -> dict[str, Any]:
@@ -102,10 +119,10 @@ def read_part(
     out: list[neutral.Part] = []
     if signature:
         out.append(neutral.Thinking(signature=signature, attached=True))
+    if dropped is not None:
+        dropped.extend(f"parts.{camel(key)}" for key in part if camel(key) not in _PART_FIELDS)
     content = _content(part, ids)
     if content is None:
-        if dropped is not None:
-            dropped.extend(f"parts.{key}" for key in part if key != "thoughtSignature")
         return out
     if isinstance(content, neutral.Text) and not content.text and not signature:
         return out  # an empty text part says nothing
@@ -124,11 +141,19 @@ def _content(part: dict[str, Any], ids: CallIds) -> neutral.Part | None:
         return _tool_call(as_dict(call, "functionCall"), ids)
     if (result := get(part, "functionResponse")) is not None:
         return _tool_result(as_dict(result, "functionResponse"), ids)
+    if (code := code_text(part)) is not None:
+        return neutral.Text(code)
+    return None
+
+
+def code_text(part: dict[str, Any]) -> str | None:
+    """Code Gemini ran for itself (the codeExecution tool) and its output, as fenced text: the
+    neutral form has no part for them, and the client should still see what happened."""
     if (code := get(part, "executableCode")) is not None:
         language = str(code.get("language") or "").lower().replace("language_unspecified", "")
-        return neutral.Text(f"\n```{language}\n{code.get('code', '')}\n```\n")
+        return f"\n```{language}\n{code.get('code', '')}\n```\n"
     if (outcome := get(part, "codeExecutionResult")) is not None:
-        return neutral.Text(f"\n```\n{outcome.get('output', '')}\n```\n")
+        return f"\n```\n{outcome.get('output', '')}\n```\n"
     return None
 
 

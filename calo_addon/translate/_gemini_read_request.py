@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import neutral
-from ._gemini_parts import CallIds, as_dict, as_list, get, read_parts
+from ._gemini_parts import CallIds, as_dict, as_list, camel, get, read_parts
 
 # Fields read into the neutral form; any other field only tunes the answer (safetySettings,
 # cachedContent, labels, seed, penalties ...): it is dropped and named in `Request.dropped`.
@@ -57,6 +57,7 @@ def read_request(body: Any) -> neutral.Request:
     request.tool_choice = _tool_choice(get(body, "toolConfig"), request.dropped)
     _read_generation(as_dict(get(body, "generationConfig") or {}, "generationConfig"), request)
     request.dropped.extend(_unread(body, _READ_BODY, ""))
+    request.dropped[:] = dict.fromkeys(request.dropped)  # each name once
     return request
 
 
@@ -93,14 +94,14 @@ def _system(instruction: Any) -> list[neutral.Text]:
 def _read_tools(tools: Any, request: neutral.Request) -> None:
     for number, tool in enumerate(as_list(tools, "tools")):
         for key, value in as_dict(tool, f"tools[{number}]").items():
-            camel = _camel(key)
-            if camel == "functionDeclarations":
+            name = camel(key)
+            if name == "functionDeclarations":
                 request.tools.extend(_function(d) for d in as_list(value, "functionDeclarations"))
-            elif camel in _HOSTED_READ:
+            elif name in _HOSTED_READ:
                 config = value if isinstance(value, dict) else {}
-                request.hosted_tools.append(neutral.HostedTool(_HOSTED_READ[camel], config))
+                request.hosted_tools.append(neutral.HostedTool(_HOSTED_READ[name], config))
             else:
-                request.dropped.append(f"tools.{camel}")
+                request.dropped.append(f"tools.{name}")
 
 
 def _function(declaration: Any) -> neutral.Tool:
@@ -155,8 +156,8 @@ def _tool_choice(config: Any, dropped: list[str]) -> neutral.ToolChoice | None:
 
 
 def _read_generation(config: dict[str, Any], request: neutral.Request) -> None:
-    for camel, attribute in GENERATION_FIELDS.items():
-        if (value := get(config, camel)) is not None:
+    for field, attribute in GENERATION_FIELDS.items():
+        if (value := get(config, field)) is not None:
             setattr(request, attribute, value)
     request.stop = list(get(config, "stopSequences") or [])
     if (get(config, "candidateCount") or 1) != 1:
@@ -207,9 +208,4 @@ def _reasoning(config: Any) -> neutral.Reasoning | None:
 def _unread(fields: dict[str, Any], read: tuple[str, ...], prefix: str) -> list[str]:
     """The names of the fields this reader has no place for (the model, which belongs in the
     URL, is ignored rather than named)."""
-    return [prefix + _camel(key) for key in fields if _camel(key) not in read]
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(word.title() for word in rest)
+    return [prefix + camel(key) for key in fields if camel(key) not in read]

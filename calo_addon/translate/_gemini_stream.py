@@ -8,7 +8,7 @@ from typing import Any
 
 from . import neutral
 from ._gemini_answer import finish_reason, read_usage, stop_reason, write_usage
-from ._gemini_parts import as_dict, get
+from ._gemini_parts import as_dict, code_text, get
 from .base import WireEvent
 
 _STATUS = {
@@ -106,11 +106,8 @@ class GeminiStreamReader:
             events += self._text(part["text"] or "", anchored=bool(signature))
         elif (call := get(part, "functionCall")) is not None:
             events += self._call(as_dict(call, "functionCall"))
-        elif (code := get(part, "executableCode")) is not None:
-            language = str(code.get("language") or "").lower().replace("language_unspecified", "")
-            events += self._text(f"\n```{language}\n{code.get('code', '')}\n```\n")
-        elif (outcome := get(part, "codeExecutionResult")) is not None:
-            events += self._text(f"\n```\n{outcome.get('output', '')}\n```\n")
+        elif (code := code_text(part)) is not None:
+            events += self._text(code)
         # Inline media from image models has no place in neutral stream events: left out.
         return events
 

@@ -135,9 +135,9 @@ def _tool_config(request: neutral.Request) -> dict[str, Any] | None:
 
 def _generation_config(request: neutral.Request) -> dict[str, Any]:
     config: dict[str, Any] = {}
-    for camel, attribute in GENERATION_FIELDS.items():
+    for field, attribute in GENERATION_FIELDS.items():
         if (value := getattr(request, attribute)) is not None:
-            config[camel] = value
+            config[field] = value
     if request.stop:
         config["stopSequences"] = list(request.stop)
     if request.output_format is not None:
