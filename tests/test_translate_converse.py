@@ -871,6 +871,17 @@ def test_stream_reader_close_finishes_a_cut_stream():
     assert no_metadata[-1] == [MessageStop("tool_use", Usage())]
 
 
+def test_stream_reader_metadata_before_message_stop():
+    reader = CODEC.stream_reader()
+    reader.feed("messageStart", {"role": "assistant"})
+    usage = {"inputTokens": 3, "outputTokens": 4, "totalTokens": 7}
+    assert reader.feed("metadata", {"usage": usage, "metrics": {"latencyMs": 1}}) == []
+    assert reader.feed("messageStop", {"stopReason": "end_turn"}) == [
+        MessageStop("end_turn", Usage(3, 4))
+    ]
+    assert reader.close() == []
+
+
 def test_stream_reader_accepts_boto3_parsed_events_and_no_start_event():
     reader = CODEC.stream_reader()
     first = reader.feed(
@@ -881,7 +892,10 @@ def test_stream_reader_accepts_boto3_parsed_events_and_no_start_event():
         None, {"contentBlockDelta": {"contentBlockIndex": 1, "delta": {"toolUse": {"input": ""}}}}
     )
     assert tool[0] == PartStop(0) and isinstance(tool[1].part, ToolCall)
-    assert reader.feed(None, {"contentBlockStop": {"contentBlockIndex": 1}}) == [PartStop(1)]
+    assert reader.feed(None, {"contentBlockStop": {"contentBlockIndex": 1}}) == [
+        PartDelta(1, arguments="{}"),
+        PartStop(1),
+    ]
 
 
 def test_stream_reader_fills_empty_tool_arguments_and_redacted_reasoning():

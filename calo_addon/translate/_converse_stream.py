@@ -63,6 +63,7 @@ class ConverseStreamReader:
         self._next_index = 0
         self._stop: dict[str, Any] | None = None
         self._usage = neutral.Usage()
+        self._usage_seen = False
         self._finished = False
 
     def feed(self, event_type: str | None, data: Any) -> list[Event]:
@@ -93,7 +94,8 @@ class ConverseStreamReader:
         tool = start.get("toolUse")
         if not isinstance(tool, dict):
             return []
-        call = ToolCall(id=tool.get("toolUseId") or neutral.new_call_id(), name=tool.get("name"))
+        call_id = tool.get("toolUseId") or neutral.new_call_id("tooluse_")
+        call = ToolCall(id=call_id, name=tool.get("name") or "")
         return self._open(data.get("contentBlockIndex"), call)
 
     def _on_contentBlockDelta(self, data: dict[str, Any]) -> list[Event]:
@@ -106,10 +108,12 @@ class ConverseStreamReader:
         if isinstance(delta.get("text"), str):
             events.append(PartDelta(index, text=delta["text"]))
         elif isinstance(delta.get("toolUse"), dict):
-            self._arguments_seen = True
-            events.append(PartDelta(index, arguments=delta["toolUse"].get("input") or ""))
+            fragment = delta["toolUse"].get("input")
+            if isinstance(fragment, str) and fragment:
+                self._arguments_seen = True
+                events.append(PartDelta(index, arguments=fragment))
         elif isinstance(delta.get("reasoningContent"), dict):
-            events += _reasoning_delta(index, delta["reasoningContent"], self._part)
+            events += _reasoning_delta(index, delta["reasoningContent"])
         return events
 
     def _on_contentBlockStop(self, data: dict[str, Any]) -> list[Event]:
@@ -117,10 +121,11 @@ class ConverseStreamReader:
 
     def _on_messageStop(self, data: dict[str, Any]) -> list[Event]:
         self._stop = data
-        return self._close_part()
+        events = self._close_part()
+        return events + (self._finish() if self._usage_seen else [])
 
     def _on_metadata(self, data: dict[str, Any]) -> list[Event]:
-        self._usage = read_usage(data.get("usage"))
+        self._usage, self._usage_seen = read_usage(data.get("usage")), True
         return self._finish() if self._stop is not None else []
 
     # ------------------------------------------------------------ state
@@ -190,7 +195,7 @@ def _part_for(delta: dict[str, Any]) -> Text | Thinking | ToolCall:
     return Text("")
 
 
-def _reasoning_delta(index: int, reasoning: dict[str, Any], part: Any) -> list[Event]:
+def _reasoning_delta(index: int, reasoning: dict[str, Any]) -> list[Event]:
     if isinstance(reasoning.get("text"), str):
         return [PartDelta(index, thinking=reasoning["text"])]
     if isinstance(reasoning.get("signature"), str):
