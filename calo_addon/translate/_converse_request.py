@@ -95,8 +95,8 @@ def _trim_final_assistant(messages: list[dict[str, Any]]) -> None:
 def _thinking(
     request: Request, messages: list[dict[str, Any]], ctx: WriteContext
 ) -> dict[str, Any] | None:
-    """Claude's thinking setting, or None (off, or dropped for other model families, or for a
-    tool loop whose last assistant turn carries no signed reasoning: Claude would refuse it)."""
+    """Claude's thinking setting, or None: off, or dropped (named "reasoning") for other model
+    families and for a tool loop without signed reasoning, which Claude would refuse."""
     reasoning = request.reasoning
     if reasoning is None or reasoning.enabled is False or reasoning.budget_tokens == 0:
         return None
