@@ -453,6 +453,27 @@ def test_system_message_after_the_conversation_joins_the_system_prompt_and_says_
     assert request.extra["moved_system"] == ["messages[2]"]
 
 
+def test_empty_texts_beside_tool_calls_and_empty_tool_outputs_are_no_parts():
+    request = CODEC.read_request(
+        {
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": "go"},
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [
+                        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": ""}}
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "c1", "content": ""},
+            ],
+        }
+    )
+    assert request.messages[1].parts == [ToolCall("c1", "f", {})]
+    assert request.messages[2].parts == [ToolResult("c1", [], name="f")]
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -654,6 +675,16 @@ def test_a_signature_no_tool_call_follows_rides_on_the_message():
     message = CODEC.write_response(answer)["choices"][0]["message"]
     assert message["extra_content"] == {"google": {"thought_signature": SIG_A}}
     assert "reasoning_content" not in message
+
+
+def test_reasoning_summaries_show_when_there_is_no_thought_text():
+    answer = neutral.Response(
+        id="chatcmpl-1",
+        model="m",
+        parts=[Thinking(summary=["First.", "Second."], signature="enc"), Text("Done.")],
+    )
+    message = CODEC.write_response(answer)["choices"][0]["message"]
+    assert message["reasoning_content"] == "First.\n\nSecond."
 
 
 @pytest.mark.parametrize(
@@ -1083,6 +1114,28 @@ def test_upstream_documents_inline_and_by_url():
     by_url = Media(media_type="application/pdf", url="https://127.0.0.1/r.pdf")
     with pytest.raises(Unsupported):
         CODEC.write_request(neutral.Request(model="m", messages=[Message("user", [by_url])]))
+
+
+def test_upstream_sends_only_gemini_style_signatures():
+    """An Anthropic or Responses signature means nothing to a Chat server (and Google's layer
+    would refuse it as a thought signature): only an `attached` one goes on the call."""
+    request = neutral.Request(
+        model="m",
+        messages=[
+            Message("user", [Text("go")]),
+            Message(
+                "assistant",
+                [
+                    Thinking(text="plan", signature="anthropic-sig"),
+                    ToolCall("call_1", "f", {}),
+                    Thinking(summary=["s"], signature="encrypted-reasoning"),
+                    ToolCall("call_2", "f", {}),
+                ],
+            ),
+        ],
+    )
+    [first, second] = CODEC.write_request(request)["messages"][1]["tool_calls"]
+    assert "extra_content" not in first and "extra_content" not in second
 
 
 # ---------------------------------------------------------------- upstream role: answers

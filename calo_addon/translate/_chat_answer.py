@@ -70,11 +70,16 @@ def assistant_message(parts: list[neutral.Part]) -> dict[str, Any]:
     }
     if calls:
         message["tool_calls"] = calls
-    reasoning = "".join(p.text for p in parts if isinstance(p, neutral.Thinking))
+    reasoning = "".join(_thought_text(p) for p in parts if isinstance(p, neutral.Thinking))
     if reasoning:
         message["reasoning_content"] = reasoning
     _place_signatures(parts, message)
     return message
+
+
+def _thought_text(thinking: neutral.Thinking) -> str:
+    """The thought's text, else its summaries (what OpenAI Responses shows of reasoning)."""
+    return thinking.text or "\n\n".join(thinking.summary or [])
 
 
 def tool_call_object(call: neutral.ToolCall) -> dict[str, Any]:

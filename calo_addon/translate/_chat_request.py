@@ -115,6 +115,8 @@ def _drop(request: neutral.Request, name: str) -> None:
 
 # ---------------------------------------------------------------- content
 
+_EMPTY = neutral.Text("")
+
 
 def _content_parts(
     content: Any, field: str, text_only: bool = False
@@ -182,7 +184,9 @@ def _assistant_parts(message: dict[str, Any], field: str, history: _History) -> 
         parts.append(
             neutral.Thinking(text=reasoning or "", signature=signature, attached=reasoning is None)
         )
-    parts.extend(_content_parts(message.get("content"), field))
+    # clients send `content: ""` beside tool calls; an empty text part means nothing (and
+    # Anthropic refuses empty text blocks)
+    parts.extend(p for p in _content_parts(message.get("content"), field) if p != _EMPTY)
     calls = message.get("tool_calls")
     if calls is not None:
         for k, call in enumerate(expect_list(calls, f"{field}.tool_calls")):
@@ -232,8 +236,13 @@ def _legacy_call(value: Any, field: str, history: _History) -> neutral.ToolCall:
 def _tool_result(message: dict[str, Any], field: str) -> neutral.ToolResult:
     return neutral.ToolResult(
         id=expect_str(message.get("tool_call_id"), f"{field}.tool_call_id"),
-        content=_content_parts(message.get("content"), field),
+        content=_result_content(message, field),
     )
+
+
+def _result_content(message: dict[str, Any], field: str) -> list[neutral.Text | neutral.Media]:
+    """A tool's output; an empty one is no content rather than an empty text part."""
+    return [p for p in _content_parts(message.get("content"), field) if p != _EMPTY]
 
 
 def _function_result(message: dict[str, Any], field: str, history: _History) -> neutral.ToolResult:
@@ -241,6 +250,4 @@ def _function_result(message: dict[str, Any], field: str, history: _History) -> 
     name = expect_str(message.get("name"), f"{field}.name")
     waiting = history.unanswered.get(name)
     call_id = waiting.pop(0) if waiting else neutral.new_call_id()
-    return neutral.ToolResult(
-        id=call_id, name=name, content=_content_parts(message.get("content"), field)
-    )
+    return neutral.ToolResult(id=call_id, name=name, content=_result_content(message, field))
