@@ -1402,6 +1402,50 @@ def test_upstream_stream_rate_limit_type_gives_429():
     assert error.status == 429
 
 
+def test_upstream_stream_legacy_function_call_and_calls_without_index():
+    legacy = _read_stream(
+        [
+            (None, _chunk({"function_call": {"name": "clock", "arguments": ""}})),
+            (None, _chunk({"function_call": {"arguments": '{"tz": '}})),
+            (None, _chunk({"function_call": {"arguments": '"UTC"}'}})),
+            (None, _chunk({}, "function_call")),
+        ]
+    )
+    start = legacy[1]
+    assert isinstance(start.part, ToolCall) and start.part.name == "clock"
+    assert start.part.id.startswith("call_")
+    assert legacy[2:] == [
+        PartDelta(0, arguments='{"tz": '),
+        PartDelta(0, arguments='"UTC"}'),
+        PartStop(0),
+        MessageStop("tool_use", Usage()),
+    ]
+    # no index on each entry (seen from some servers): a new id is a new call
+    unindexed = _read_stream(
+        [
+            (
+                None,
+                _chunk({"tool_calls": [{"id": "a", "function": {"name": "f", "arguments": "{}"}}]}),
+            ),
+            (
+                None,
+                _chunk({"tool_calls": [{"id": "b", "function": {"name": "g", "arguments": "{}"}}]}),
+            ),
+            (None, _chunk({}, "tool_calls")),
+        ]
+    )
+    starts = [e.part for e in unindexed if isinstance(e, PartStart)]
+    assert starts == [ToolCall("a", "f"), ToolCall("b", "g")]
+
+
+def test_stream_error_before_anything_else_is_only_the_error():
+    writer = CODEC.stream_writer(_streaming_request())
+    assert writer.write(neutral.StreamError(500, "boom")) == [
+        (None, {"error": {"message": "boom", "type": "server_error", "code": 500}})
+    ]
+    assert writer.close() == []
+
+
 # ---------------------------------------------------------------- round trips
 
 

@@ -33,6 +33,7 @@ from ._chat_common import error_status, read_usage, reasoning_text, signature_of
 @dataclass
 class _Call:
     id: str
+    id_given: bool  # False: made here (the legacy `function_call` has none)
     name: str
     kind: str  # "function" | "custom"
     signature: str | None = None
@@ -136,10 +137,12 @@ class ChatStreamReader:
     def _call_delta(self, entry: dict[str, Any], position: int) -> list[neutral.Event]:
         index = entry.get("index", position)
         call = self._calls.get(index)
-        given_id = entry.get("id")
-        if call is None or (given_id and given_id != call.id):
+        given_id = entry.get("id") if isinstance(entry.get("id"), str) else None
+        if call is None or (given_id and call.id_given and given_id != call.id):
             call = self._new_call(entry, given_id)
             self._calls[index] = call
+        elif given_id and not call.id_given and call.index is None:
+            call.id, call.id_given = given_id, True  # the id came after the name: not opened yet
         fragment = _fragment(entry)
         out: list[neutral.Event] = []
         if fragment and not call.stopped:
@@ -148,11 +151,12 @@ class ChatStreamReader:
                 out.append(neutral.PartDelta(self._open_index, arguments=fragment))
         return out + self._advance()
 
-    def _new_call(self, entry: dict[str, Any], given_id: Any) -> _Call:
+    def _new_call(self, entry: dict[str, Any], given_id: str | None) -> _Call:
         kind = "custom" if entry.get("type") == "custom" else "function"
         body = entry.get(kind) if isinstance(entry.get(kind), dict) else {}
         call = _Call(
-            id=given_id if isinstance(given_id, str) and given_id else neutral.new_call_id(),
+            id=given_id or neutral.new_call_id(),
+            id_given=bool(given_id),
             name=body.get("name") or "",
             kind=kind,
             signature=signature_of(entry),

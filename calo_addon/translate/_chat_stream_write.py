@@ -42,6 +42,9 @@ class ChatStreamWriter:
     def write(self, event: neutral.Event) -> list[WireEvent]:
         if self._failed:
             return []
+        if isinstance(event, neutral.StreamError):
+            self._failed = True
+            return [(None, _error(event))]
         if isinstance(event, neutral.MessageStart):
             return self._start(event)
         out = [] if self._id is not None else self._start(neutral.MessageStart("", None))
@@ -53,9 +56,6 @@ class ChatStreamWriter:
             out += self._part_stop(event)
         elif isinstance(event, neutral.MessageStop):
             out += self._stop(event)
-        elif isinstance(event, neutral.StreamError):
-            self._failed = True
-            out.append((None, _error(event)))
         return out
 
     def close(self) -> list[WireEvent]:
