@@ -774,6 +774,7 @@ def test_claude_code_request_names_what_it_drops():
         "metadata",
     ]
     assert request.system[-1].text == "<system-reminder>cwd: /tmp/x</system-reminder>"
+    assert request.extra["system_messages"] == 1
     assert len(request.system) == 3 and [m.role for m in request.messages] == [
         "user",
         "assistant",
@@ -1208,3 +1209,25 @@ def test_stream_writer_redacted_thinking_and_unknown_input_counts():
     message = final_message(wire)
     assert message.content[0].data == "opaque"
     assert (message.usage.input_tokens, message.usage.output_tokens) == (50, 9)
+
+
+def test_stream_writer_moves_content_a_part_start_carried_into_deltas():
+    events = [
+        neutral.PartStart(0, neutral.Thinking("pre", "sig")),
+        neutral.PartDelta(0, thinking="-more"),
+        neutral.PartStop(0),
+        neutral.PartStart(1, neutral.Text("Hel")),
+        neutral.PartDelta(1, text="lo"),
+        neutral.PartStop(1),
+        neutral.PartStart(2, neutral.ToolCall("call_1", "f", {"a": 1})),
+        neutral.PartStop(2),
+        neutral.MessageStop("tool_use"),
+    ]
+    wire = write_stream(events)
+    starts = [d["content_block"] for _, d in wire if d["type"] == "content_block_start"]
+    assert starts[0] == {"type": "thinking", "thinking": "", "signature": ""}
+    assert starts[1] == {"type": "text", "text": ""}
+    message = final_message(wire)
+    assert (message.content[0].thinking, message.content[0].signature) == ("pre-more", "sig")
+    assert message.content[1].text == "Hello"
+    assert message.content[2].input == {"a": 1}

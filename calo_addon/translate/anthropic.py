@@ -4,9 +4,9 @@ Also `BEDROCK_CODEC`: the same Messages body as Bedrock's InvokeModel takes it f
 models (`anthropic_version` in the body, no model or stream: those are in the path), and
 InvokeModelWithResponseStream's events, each an Anthropic stream event wrapped in base64.
 
-The work is split by subject: requests (_anthropic_request), thinking settings
-(_anthropic_reasoning), answers, usage and errors (_anthropic_answer), streams
-(_anthropic_stream). This module puts them together behind the `Codec` interface.
+The work is split by subject: requests (_anthropic_read_request, _anthropic_write_request),
+thinking settings (_anthropic_reasoning), answers, usage and errors (_anthropic_answer),
+streams (_anthropic_stream). This module puts them together behind the `Codec` interface.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from typing import Any
 
 from . import neutral
 from ._anthropic_answer import read_response, write_response
-from ._anthropic_request import read_request, write_request
+from ._anthropic_read_request import read_request
 from ._anthropic_stream import AnthropicStreamReader, AnthropicStreamWriter
+from ._anthropic_write_request import write_request
 
 BEDROCK_VERSION = "bedrock-2023-05-31"
 # Exceptions InvokeModelWithResponseStream sends in the stream, and their HTTP statuses.
