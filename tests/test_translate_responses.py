@@ -211,7 +211,8 @@ def test_sdk_three_turn_function_calls_with_reasoning() -> None:
         top_p=0.9,
     )
     request = CODEC.read_request(body)
-    user, calls, results, answer, last = request.messages
+    first, calls, results, answer, last = request.messages
+    assert first.parts == [neutral.Text("Weather in Paris and Rome?")]
     assert [m.role for m in request.messages] == ["user", "assistant", "user", "assistant", "user"]
     thinking, call_a, call_b = calls.parts
     assert thinking == neutral.Thinking(signature=GEMINI_SIGNATURE, attached=True)
@@ -340,6 +341,7 @@ def test_images_and_files() -> None:
             "input[0]",
         ),
         ({"input": 3}, "input"),
+        ({"input": "hi", "tool_choice": {"type": "function"}}, "tool_choice"),
     ],
 )
 def test_unreadable_requests_raise(body: dict[str, Any], field: str | None) -> None:
@@ -499,12 +501,16 @@ def test_stream_event_order_and_sequence_numbers() -> None:
     assert [e.type for e in events].count("response.output_item.done") == 4
 
 
-def test_stream_custom_tool_call_from_a_plain_function_call() -> None:
-    """An upstream knows apply_patch as a function; the Codex client gets its custom call."""
+@pytest.mark.parametrize("ascii_only", [True, False])
+@pytest.mark.parametrize("size", [1, 7, 1000])
+def test_stream_custom_tool_call_from_a_plain_function_call(size: int, ascii_only: bool) -> None:
+    """An upstream knows apply_patch as a function; the Codex client gets its custom call,
+    its input streamed raw however the JSON fragments cut escapes (\\n, \\u00e9, a surrogate
+    pair)."""
     request = CODEC.read_request({"model": "m", "input": "hi", "tools": [APPLY_PATCH]})
-    patch = '*** Begin Patch\n*** Add File: é.txt\n+"quoted" 😀\n*** End Patch'
-    arguments = json.dumps({"input": patch})
-    fragments = [arguments[i : i + 7] for i in range(0, len(arguments), 7)]
+    patch = '*** Begin Patch\n*** Add File: é.txt\n+"quoted" \\ 😀\n*** End Patch'
+    arguments = json.dumps({"input": patch}, ensure_ascii=ascii_only)
+    fragments = [arguments[i : i + size] for i in range(0, len(arguments), size)]
     events: list[neutral.Event] = [
         neutral.MessageStart("u", "m"),
         neutral.PartStart(0, neutral.ToolCall("call_p", "apply_patch")),
@@ -514,7 +520,9 @@ def test_stream_custom_tool_call_from_a_plain_function_call() -> None:
     ]
     wire = write_stream(request, events)
     deltas = [d["delta"] for k, d in wire if k == "response.custom_tool_call_input.delta"]
-    assert len(deltas) > 1 and "".join(deltas) == patch
+    assert "".join(deltas) == patch
+    assert len(deltas) > 1 or size == 1000
+    json.dumps(deltas).encode()  # no delta carries half a surrogate pair
     with serve_stream(wire).responses.stream(model="m", input="x") as stream:
         final = stream.get_final_response()
     (call,) = final.output
@@ -553,9 +561,41 @@ def test_stream_error_becomes_response_failed() -> None:
         "rate_limit_exceeded",
         "quota exhausted",
     )
-    with pytest.raises(RuntimeError, match="response.completed"):
-        with serve_stream(wire).responses.stream(model="m", input="x") as stream:
-            stream.get_final_response()
+    accumulator = serve_stream(wire).responses.stream(model="m", input="x")
+    with pytest.raises(RuntimeError, match="response.completed"), accumulator as stream:
+        stream.get_final_response()
+
+
+def test_signature_given_at_part_start_reaches_the_reasoning_item() -> None:
+    """The Gemini reader puts an attached signature in the Thinking it starts."""
+    events = [
+        neutral.MessageStart("u", "m"),
+        neutral.PartStart(0, neutral.Thinking("", GEMINI_SIGNATURE, attached=True)),
+        neutral.PartStop(0),
+        neutral.PartStart(1, neutral.ToolCall("c", "weather", {"city": "Oslo"})),
+        neutral.PartStop(1),
+        neutral.MessageStop("tool_use"),
+    ]
+    wire = write_stream(neutral.Request(), events)
+    final = wire[-1][1]["response"]
+    assert [item["type"] for item in final["output"]] == ["reasoning", "function_call"]
+    assert final["output"][0]["encrypted_content"] == GEMINI_SIGNATURE
+    assert json.loads(final["output"][1]["arguments"]) == {"city": "Oslo"}
+    echoed = CODEC.read_request({"model": "m", "input": final["output"]})
+    assert echoed.messages[0].parts == [
+        neutral.Thinking("", GEMINI_SIGNATURE, attached=True),
+        neutral.ToolCall("c", "weather", {"city": "Oslo"}),
+    ]
+
+
+def test_stream_without_a_stop_fails_at_close() -> None:
+    wire = write_stream(neutral.Request(), [neutral.MessageStart("u", "m")])
+    assert [kind for kind, _ in wire] == [
+        "response.created",
+        "response.in_progress",
+        "error",
+        "response.failed",
+    ]
 
 
 def test_stream_round_trip_through_the_reader() -> None:
@@ -701,6 +741,70 @@ def test_reading_an_upstream_stream() -> None:
     arguments = "".join(e.arguments for e in events if isinstance(e, neutral.PartDelta))
     assert json.loads(arguments) == {"input": 'a "b"\n'}
     assert events[-1] == neutral.MessageStop("tool_use", neutral.Usage(input_tokens=3))
+
+
+def test_reading_a_terse_upstream_stream() -> None:
+    """No content_part.added, no output_item.done: text still opens a part, a custom call's
+    JSON is still closed, and the stream still starts."""
+    call = {"type": "custom_tool_call", "call_id": "c", "name": "apply_patch", "input": ""}
+    wire = [
+        (None, {"type": "response.output_text.delta", "delta": "Hi"}),
+        (None, {"type": "response.output_item.added", "item": call}),
+        (None, {"type": "response.custom_tool_call_input.delta", "delta": "x"}),
+        (None, {"type": "response.completed", "response": {"status": "completed"}}),
+    ]
+    events = read_stream(wire)
+    assert isinstance(events[0], neutral.MessageStart)
+    assert _assembled(events) == [("text", "Hi", None), ("tool_call", '{"input": "x"}', None)]
+    assert events[-1].stop_reason == "tool_use"
+
+
+def test_reading_an_upstream_failure() -> None:
+    wire = [
+        ("response.created", {"type": "response.created", "response": {"id": "resp_u"}}),
+        ("error", {"type": "error", "code": "rate_limit_exceeded", "message": "slow down"}),
+        ("response.failed", {"type": "response.failed", "response": {"status": "failed"}}),
+    ]
+    events = read_stream(wire)
+    assert events[1:] == [neutral.StreamError(429, "slow down", "rate_limit_exceeded")]
+
+
+def test_upstream_tool_outputs_match_their_calls() -> None:
+    request = neutral.Request(
+        messages=[
+            neutral.Message(
+                "assistant",
+                [
+                    neutral.ToolCall("f1", "weather", {"city": "Oslo"}),
+                    neutral.ToolCall("c1", "apply_patch", {"input": "p"}, "custom"),
+                ],
+            ),
+            neutral.Message(
+                "user",
+                [
+                    neutral.ToolResult(
+                        "f1", [neutral.Text("a"), neutral.Media("image/png", "iVBO")]
+                    ),
+                    neutral.ToolResult("c1", [neutral.Text("ok")]),
+                    neutral.Text("go on"),
+                ],
+            ),
+        ]
+    )
+    items = CODEC.write_request(request)["input"]
+    assert [i["type"] for i in items] == [
+        "function_call",
+        "custom_tool_call",
+        "function_call_output",
+        "custom_tool_call_output",
+        "message",
+    ]
+    assert items[2]["output"] == [
+        {"type": "input_text", "text": "a"},
+        {"type": "input_image", "image_url": "data:image/png;base64,iVBO", "detail": "auto"},
+    ]
+    assert items[3]["output"] == "ok"
+    assert CODEC.write_request(request)["include"] == []
 
 
 def test_error_message() -> None:

@@ -148,7 +148,9 @@ def _read_tool_choice(body: dict[str, Any], dropped: list[str]) -> neutral.ToolC
     if choice in ("auto", "none", "required"):
         result.mode = choice
     elif isinstance(choice, dict) and choice.get("type") in ("function", "custom"):
-        result.mode, result.name = "tool", choice.get("name")
+        if not isinstance(choice.get("name"), str):
+            raise neutral.TranslationError("tool_choice.name is required", "tool_choice")
+        result.mode, result.name = "tool", choice["name"]
     elif isinstance(choice, dict) and choice.get("type") == "allowed_tools":
         result.mode = "required" if choice.get("mode") == "required" else "auto"
         note(dropped, "tool_choice.allowed_tools")

@@ -9,8 +9,6 @@ from ._responses_answer import read_usage, stop_reason_of
 from ._responses_content import read_reasoning
 from ._responses_custom import input_fragment
 
-# ---------------------------------------------------------------- reader
-
 
 class ResponsesStreamReader:
     """An upstream's Responses stream events -> neutral events, as they come."""
@@ -30,7 +28,10 @@ class ResponsesStreamReader:
             return []
         kind = data.get("type") or event_type or ""
         handler = _READER_HANDLERS.get(kind)
-        return handler(self, data) if handler else []
+        if handler is None:
+            return []
+        out = [] if self._started or kind in _LIFECYCLE else self._on_lifecycle({})
+        return out + handler(self, data)
 
     def close(self) -> list[neutral.Event]:
         if self._ended:
@@ -52,8 +53,10 @@ class ResponsesStreamReader:
     def _stop_part(self) -> list[neutral.Event]:
         if self._open is None:
             return []
-        index, self._open = self._open[1], None
-        return [neutral.PartStop(index)]
+        (kind, index), self._open = self._open, None
+        # a custom call's input streams inside the JSON text {"input": "..."}: close it
+        closing = [neutral.PartDelta(index, arguments='"}')] if kind == "custom_tool_call" else []
+        return closing + [neutral.PartStop(index)]
 
     def _delta(self, kind: str, **content: str) -> list[neutral.Event]:
         if self._open is None or self._open[0] != kind or not any(content.values()):
@@ -94,7 +97,7 @@ class ResponsesStreamReader:
         return []
 
     def _on_content_added(self, data: dict[str, Any]) -> list[neutral.Event]:
-        part = data.get("part") or {}
+        part = data.get("part") or {"type": "output_text"}
         if part.get("type") not in ("output_text", "refusal"):
             return []
         self._refused = self._refused or part.get("type") == "refusal"
@@ -102,7 +105,9 @@ class ResponsesStreamReader:
         return out + self._delta("message", text=part.get("text") or part.get("refusal") or "")
 
     def _on_text_delta(self, data: dict[str, Any]) -> list[neutral.Event]:
-        return self._delta("message", text=data.get("delta") or "")
+        """Text deltas whose content part was never announced still open a text part."""
+        opened = [] if self._open and self._open[0] == "message" else self._on_content_added({})
+        return opened + self._delta("message", text=data.get("delta") or "")
 
     def _on_content_done(self, data: dict[str, Any]) -> list[neutral.Event]:
         part = data.get("part") or {}
@@ -144,12 +149,10 @@ class ResponsesStreamReader:
                 out += [neutral.PartDelta(self._open[1], signature=item["encrypted_content"])]
         elif kind == "function_call" and not self._streamed:
             out += self._delta("function_call", arguments=item.get("arguments") or "")
-        elif kind == "custom_tool_call":
-            if not self._streamed:
-                out += self._delta(
-                    "custom_tool_call", arguments=input_fragment(item.get("input") or "")
-                )
-            out.append(neutral.PartDelta(self._open[1], arguments='"}'))
+        elif kind == "custom_tool_call" and not self._streamed:
+            out += self._delta(
+                "custom_tool_call", arguments=input_fragment(item.get("input") or "")
+            )
         return out + self._stop_part()
 
     def _on_end(self, data: dict[str, Any]) -> list[neutral.Event]:
@@ -168,9 +171,20 @@ class ResponsesStreamReader:
         ]
 
 
+_ERROR_STATUS = {
+    "rate_limit_exceeded": 429,
+    "insufficient_quota": 429,
+    "context_length_exceeded": 400,
+    "invalid_prompt": 400,
+    "invalid_request_error": 400,
+}
+_LIFECYCLE = ("response.created", "response.queued", "response.in_progress")
+
+
 def _stream_error(error: dict[str, Any]) -> neutral.StreamError:
+    """An error event or a failed answer's error -> StreamError with the status it means."""
     code = error.get("code") or error.get("type")
-    status = 429 if code in ("rate_limit_exceeded", "insufficient_quota") else 500
+    status = _ERROR_STATUS.get(code, 500)
     return neutral.StreamError(status, error.get("message") or "the upstream stream failed", code)
 
 

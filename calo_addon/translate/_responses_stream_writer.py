@@ -20,8 +20,6 @@ from ._responses_custom import CustomInputStream
 from ._responses_items import message_item, output_text
 from .base import WireEvent
 
-# ---------------------------------------------------------------- writer
-
 
 @dataclass
 class _Open:
@@ -32,9 +30,9 @@ class _Open:
     item: dict[str, Any]
     text: str = ""  # text, thinking or arguments so far
     signature: str | None = None
+    redacted: bool = False
     summary_open: bool = False
     custom: CustomInputStream = field(default_factory=CustomInputStream)
-    thinking: neutral.Thinking | None = None
 
 
 class ResponsesStreamWriter:
@@ -147,7 +145,8 @@ class ResponsesStreamWriter:
             return [added, content] + self._delta(neutral.PartDelta(index, text=part.text or None))
         if isinstance(part, neutral.Thinking):
             item = {"type": "reasoning", "id": neutral.new_message_id("rs_"), "summary": []}
-            self._open = _Open("reasoning", index, item, signature=part.signature, thinking=part)
+            self._open = _Open("reasoning", index, item, signature=part.signature)
+            self._open.redacted = part.redacted
             added = self._event("response.output_item.added", output_index=index, item=item)
             return [added] + self._delta(neutral.PartDelta(index, thinking=part.text or None))
         custom = part.tool_kind == "custom" or part.name in self._custom_names
@@ -201,7 +200,7 @@ class ResponsesStreamWriter:
         self, item: _Open, delta: neutral.PartDelta, where: dict[str, Any]
     ) -> list[WireEvent]:
         if delta.signature:
-            item.signature = (item.signature or "") + delta.signature
+            item.signature = delta.signature  # a signature comes whole
         if not delta.thinking:
             return []
         out = []
@@ -279,8 +278,5 @@ class ResponsesStreamWriter:
                     "response.reasoning_summary_part.done", **where, summary_index=0, part=part
                 ),
             ]
-        start = item.thinking or neutral.Thinking()
-        thinking = neutral.Thinking(
-            text=item.text, signature=item.signature, redacted=start.redacted
-        )
+        thinking = neutral.Thinking(item.text, item.signature, redacted=item.redacted)
         return out, write_reasoning(thinking, item.item["id"])
