@@ -131,6 +131,7 @@ def three_turn_input() -> list[dict[str, Any]]:
             "role": "assistant",
             "content": [{"type": "output_text", "text": "Paris 18C, Rome 24C."}],
         },
+        {"type": "reasoning", "summary": [], "encrypted_content": None},  # nothing: skipped
         {"role": "user", "content": [{"type": "input_text", "text": "Thanks"}]},
     ]
 
@@ -452,8 +453,9 @@ def stream_events() -> list[neutral.Event]:
 
 
 def test_stream_assembles_in_the_sdk_accumulator() -> None:
+    weather = {"type": "function", "name": "weather", "parameters": SCHEMA, "strict": True}
     wire = write_stream(neutral.Request(model="m"), stream_events())
-    with serve_stream(wire).responses.stream(model="m", input="x") as stream:
+    with serve_stream(wire).responses.stream(model="m", input="x", tools=[weather]) as stream:
         final = stream.get_final_response()
     assert final.status == "completed" and final.id == "resp_up-1"
     reasoning, message, signed, call = final.output
@@ -462,6 +464,7 @@ def test_stream_assembles_in_the_sdk_accumulator() -> None:
     assert message.content[0].text == "Let me check."
     assert signed.summary == [] and signed.encrypted_content == GEMINI_SIGNATURE
     assert (call.call_id, call.name, call.arguments) == ("call_1", "weather", '{"city": "Paris"}')
+    assert call.parsed_arguments == {"city": "Paris"}
     assert final.usage.input_tokens == 120 and final.usage.output_tokens == 60
     assert final.usage.input_tokens_details.cached_tokens == 20
     assert final.usage.output_tokens_details.reasoning_tokens == 30
@@ -805,6 +808,11 @@ def test_upstream_tool_outputs_match_their_calls() -> None:
     ]
     assert items[3]["output"] == "ok"
     assert CODEC.write_request(request)["include"] == []
+
+
+def test_an_error_body_is_not_an_answer() -> None:
+    with pytest.raises(neutral.TranslationError):
+        CODEC.read_response({"error": {"message": "bad key"}})
 
 
 def test_error_message() -> None:

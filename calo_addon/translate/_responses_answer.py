@@ -151,6 +151,8 @@ def read_answer(payload: Any) -> neutral.Response:
     """A Responses answer object -> neutral Response (stop reason from status and items)."""
     if not isinstance(payload, dict) or payload.get("object", "response") != "response":
         raise neutral.TranslationError("not a Responses answer object")
+    if "output" not in payload and isinstance(payload.get("error"), dict):
+        raise neutral.TranslationError("the upstream answered with an error, not an answer")
     output = payload.get("output") or []
     parts = read_output(output)
     return neutral.Response(

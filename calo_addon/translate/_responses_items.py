@@ -97,7 +97,9 @@ def _read_item(
     if kind in _RESULT_ITEMS:
         return "user", [_read_result(item, field)]
     if kind == "reasoning":
-        return "assistant", [read_reasoning(item)]
+        thinking = read_reasoning(item)
+        empty = not thinking.text and thinking.signature is None  # nothing to pass on
+        return "assistant", [] if empty else [thinking]
     if kind == "item_reference":
         raise neutral.TranslationError(
             f"{field}: item_reference needs items stored at OpenAI; send the items themselves",

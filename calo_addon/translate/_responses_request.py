@@ -11,29 +11,10 @@ from . import neutral
 from ._responses_custom import read_custom_tool
 from ._responses_items import note, read_items, write_input_items
 
-# Advisory fields: dropped and named (SPEC section 10).
-ADVISORY = (
-    "store",
-    "prompt_cache_key",
-    "prompt_cache_options",
-    "prompt_cache_retention",
-    "client_metadata",
-    "metadata",
-    "user",
-    "service_tier",
-    "truncation",
-    "background",
-    "background_options",
-    "safety_identifier",
-    "top_logprobs",
-    "max_tool_calls",
-    "stream_options",
-    "context_management",
-    "access_programs",
-    "moderation",
-)
 # Fields naming state stored at OpenAI: without it the answer would be wrong.
 STORED_STATE = ("conversation", "prompt")
+# Every other field is advisory (store, prompt_cache_key, client_metadata, metadata, user,
+# service_tier, truncation, ...): dropped and named in Request.dropped.
 _HANDLED = (
     "model",
     "input",
