@@ -43,6 +43,11 @@ class JsonBody:
                     raise Refusal(400, f"request body is not valid JSON: {e}") from None
         return self._value
 
+    def replace(self, value: Any) -> None:
+        """A new body altogether (a translated request)."""
+        self._value = value
+        self.changed = True
+
     def mark_changed(self) -> None:
         self.changed = True
 

@@ -1,4 +1,9 @@
-"""What the addon did to one API flow: the facts for its log line and its mitmweb comment."""
+"""What the addon did to one API flow: the facts for its log line and its mitmweb comment.
+
+A call has two protocol ends: `op` is the client's (its dialect renders the client's errors),
+`wire` the protocol spoken upstream (it says where usage sits, what a stream's events are).
+They are the same dialect unless the call is translated (`translation`).
+"""
 
 from __future__ import annotations
 
@@ -9,98 +14,127 @@ from typing import Any
 import orjson
 from mitmproxy import http
 
-from . import failover, redact
-from .calllog import CallLog, logger
-from .credentials import label_sent_credentials
-from .dialects import Operation, Refusal, Usage
-from .keypool import Key
+from . import redact
+from .aws import ClientAWS
+from .calllog import CallLog, logger, now_iso
+from .credentials import Sent, label_query
+from .dialects import Dialect, Operation, Refusal
+from .inbound_auth import Presented
 from .pipeline import Pipeline
 from .rollup import Plan
 from .routing import Upstream
-from .streams import StreamTap
 from .timeouts import Deadline
+from .translate import neutral
+from .translate.accumulate import Accumulator
+from .translate.base import StreamReader
+from .translation import Translation
+
+MAX_DUMP = 65536  # bytes of a body a DEBUG line shows
 
 
 @dataclass
 class Call:
-    """What the addon did to one API flow, for the log line and the flow comment."""
+    """One API flow's facts, written by the addon's hooks and read for the log line."""
 
     op: Operation
     pipeline: Pipeline
+    presented: Presented = field(default_factory=Presented)
+    kind: str = "call"  # "call" | "retry" (a leg of a call) | "summary" (the rollup's own)
     started: float = field(default_factory=time.monotonic)
     requested_model: str | None = None
-    effective_model: str | None = None
+    effective_model: str | None = None  # after model_override
+    upstream_model: str | None = None  # what was sent upstream (a route's `model:`)
     upstream: Upstream | None = None
-    key_label: str | None = None
-    key: Key | None = None  # the pool key used, to cool it if the upstream refuses it
-    cooled: str | None = None
+    wire: Dialect | None = None
+    translation: Translation | None = None
+    client_request: http.Request | None = None  # translated: the request as the client sent it
+    client_aws: ClientAWS | None = None  # X-AWS-* credentials for Bedrock passthrough
+    sent: Sent = field(default_factory=Sent)
     retries: list[str] = field(default_factory=list)  # "status via key" per failed attempt
     streaming: bool = False
     refused: Refusal | None = None
     first_byte: float | None = None
-    usage: Usage | None = None
-    tap: StreamTap | None = None
+    usage: neutral.Usage | None = None
+    tap: Any = None  # the stream's tap or translator (streams.py)
     deadline: Deadline | None = None
-    presented: str | None = None  # the client's key, for the inbound check
-    labelled: bool = False  # real credentials in the stored flow replaced by a label
     rollup: Plan | None = None
-    events: list | None = None  # stream events, kept only to give the rollup the reply
+    reply: Accumulator | None = None  # a streamed reply, collected for the rollup
+    reader: StreamReader | None = None  # reads the stream's events into `reply`
+    stream_complete: bool = False  # the stream's last event arrived
+    cooled: str | None = None
+    stream_errors: list[str] = field(default_factory=list)
 
-    def observe(self, event: Any) -> None:
-        usage = self.op.dialect.usage(event)
+    # ------------------------------------------------------------ answers
+
+    def observe(self, event_type: str | None, data: Any) -> None:
+        """One event of a passthrough stream, read beside it."""
+        wire = self.wire or self.op.dialect
+        usage = wire.usage(event_type, data)
+        if usage is not None:
+            self.usage = _merged(self.usage, usage)
+        if wire.finished(event_type, data):
+            self.stream_complete = True
+        if self.reader is not None and self.reply is not None and not self.reply.overflow:
+            self.reply.feed(self.reader.feed(event_type, data))
+
+    def observe_usage(self, usage: neutral.Usage) -> None:
+        self.usage = _merged(self.usage, usage)
+
+    def collect_reply(self) -> None:
+        """Collect a streamed reply for the rollup (bounded), when the rollup wants it."""
+        if self.rollup is None or self.translation is not None:
+            return
+        try:
+            codec = (self.wire or self.op.dialect).codec(self.op)
+            if codec is not None:
+                self.reader, self.reply = codec.stream_reader(), Accumulator()
+        except Exception as e:  # noqa: BLE001 - the rollup is extra; the stream must flow
+            logger.warning("rollup: stream reply not collected (%s: %s)", type(e).__name__, e)
+
+    def read_answer(self, payload: Any, status: int) -> None:
+        """A whole JSON answer in the wire's protocol: its usage."""
+        usage = (self.wire or self.op.dialect).usage(None, payload)
         if usage is not None:
             self.usage = usage
-        if self.events is not None:
-            self.events.append(event)
 
-    def remember_reply(self, payload: Any) -> None:
-        """Feed the rollup the assistant's reply, from a whole response or the stream's events."""
+    def remember_reply(self, client_payload: Any = None) -> None:
+        """Feed the rollup the assistant's reply, in the client's shape: a whole answer, or
+        the stream's collected reply. Never fails the call."""
         rollup, op = self.pipeline.rollup, self.op
         if rollup is None or self.rollup is None:
             return
-        if self.events is not None:
-            reply = op.dialect.reply_from_events(op, self.events)
-        else:
-            reply = op.dialect.reply(op, payload)
-        rollup.remember(op, self.rollup, reply)
-
-    def read_answer(self, response: http.Response | None) -> None:
-        """A whole (not streamed) JSON answer: its usage, and for a 200 the rollup's reply."""
-        if not response or "json" not in response.headers.get("content-type", ""):
-            return
         try:
-            payload = orjson.loads(response.get_content(strict=True) or b"null")
-        except ValueError:
-            return  # an undecodable or non-JSON body passes through as it is; no usage to read
-        self.observe(payload)
-        if response.status_code == 200:
-            self.remember_reply(payload)
+            if client_payload is None and self.reply is not None and not self.reply.overflow:
+                if self.reader is not None:
+                    self.reply.feed(self.reader.close())
+                codec = op.dialect.codec(op)
+                client_payload = codec.write_response(self.reply.response) if codec else None
+            if client_payload is not None:
+                rollup.remember(op, self.rollup, op.dialect.reply(op, client_payload))
+        except Exception as e:  # noqa: BLE001 - a body the rollup cannot read is the client's
+            logger.warning("rollup: reply not remembered (%s: %s)", type(e).__name__, e)
 
     def cool_key_if_refused(self, response: http.Response | None) -> None:
         """A 401, 403 or 429 puts the key used in cooldown (Retry-After honoured)."""
         status = response.status_code if response else 0
-        if self.key is None or self.upstream is None or status not in (401, 403, 429):
+        key = self.sent.key
+        if key is None or self.upstream is None or status not in (401, 403, 429):
             return
-        seconds = self.upstream.keys.cool(self.key, response.headers.get("retry-after"))
-        self.cooled = f"{self.key.label} cooling {seconds:g}s after {status}"
+        seconds = self.upstream.keys.cool(key, response.headers.get("retry-after"))
+        self.cooled = f"{key.label} cooling {seconds:g}s after {status}"
         logger.warning("calo_addon: %s", self.cooled)
+
+    # ------------------------------------------------------------ the record
 
     def finish(
         self, flow: http.HTTPFlow, status: int | None, error: str | None, log: CallLog
     ) -> None:
-        """Write the call's log line and its mitmweb comment; leave labels, not keys."""
-        if self.refused is None and not self.labelled:
-            label_sent_credentials(flow.request, self.key_label)
+        """Write the call's log line and its mitmweb comment."""
+        label_query(flow.request, self.sent)
         record = self.record(status, error)
-        if failover.is_retry(flow):
-            record["retry_of"] = flow.metadata[failover.RETRY_OF]
-            flow.metadata[failover.OUTCOME] = {
-                "key_label": self.key_label,
-                "refused": self.refused is not None,
-            }
         if log.debug:
-            record["request"] = message_dump(flow.request)
-            record["response"] = message_dump(flow.response) if flow.response else None
+            record["request"] = message_dump(flow.request, self.refused is not None)
+            record["response"] = message_dump(flow.response, False) if flow.response else None
         log.write(record)
         flow.comment = self.pipeline.scrub(comment(record))
         if error or (status or 0) >= 400:
@@ -110,24 +144,34 @@ class Call:
         """The call's JSON log line."""
         now, upstream = time.monotonic(), self.upstream
         record: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "time": now_iso(),
+            "kind": "call",
             "api": self.op.dialect.name,
-            "operation": self.op.name,
+            "operation": self.op.name if self.kind != "summary" else "rollup.summary",
             "requested_model": self.requested_model,
             "effective_model": self.effective_model,
             "route": upstream.name if upstream else None,
             "upstream_host": upstream.address if upstream else None,
-            "key_label": self.key_label,
+            "key_label": self.sent.label,
             "status": status,
             "latency_ms": round((now - self.started) * 1000, 1),
             "ttfb_ms": round((self.first_byte - self.started) * 1000, 1)
             if self.first_byte
             else None,
             "streaming": self.streaming,
-            "usage": self.usage.as_dict() if self.usage else None,
+            "usage": usage_dict(self.usage),
             "rollup_applied": self.rollup.used if self.rollup else None,
         }
+        translated = self.translation
         optional = {
+            "upstream_api": self.wire.name
+            if self.wire and self.wire is not self.op.dialect
+            else None,
+            "upstream_model": self.upstream_model
+            if self.upstream_model != self.effective_model
+            else None,
+            "translated": translated.label if translated else None,
+            "dropped": translated.dropped if translated and translated.dropped else None,
             "refused": self.refused.message if self.refused else None,
             "cooled": self.cooled,
             "retries": self.retries or None,
@@ -137,11 +181,40 @@ class Call:
         return record
 
 
+def _merged(old: neutral.Usage | None, new: neutral.Usage) -> neutral.Usage:
+    """Usage from several stream events: later values win, missing ones keep earlier ones."""
+    if old is None:
+        return new
+    merged = neutral.Usage(**vars(old))
+    for name, value in vars(new).items():
+        if value is not None:
+            setattr(merged, name, value)
+    return merged
+
+
+def usage_dict(usage: neutral.Usage | None) -> dict[str, int] | None:
+    if usage is None:
+        return None
+    found = {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+    for name in ("cached_input_tokens", "reasoning_tokens"):
+        if getattr(usage, name) is not None:
+            found[name] = getattr(usage, name)
+    return found
+
+
 def comment(record: dict[str, Any]) -> str:
     model = record["requested_model"] or "-"
     if record["effective_model"] and record["effective_model"] != record["requested_model"]:
         model = f"{model} -> {record['effective_model']}"
+    if record.get("upstream_model"):
+        model = f"{model} (as {record['upstream_model']})"
     parts = [f"calo: {record['api']} {record['operation']} {model}"]
+    if record.get("translated"):
+        parts.append(record["translated"])
     if record.get("refused"):
         parts.append(f"refused: {record['refused']}")
     else:
@@ -160,10 +233,24 @@ def comment(record: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def message_dump(message: http.Message) -> dict[str, Any]:
-    text = message.get_text(strict=False) or ""
+def message_dump(message: http.Message, refused: bool) -> dict[str, Any]:
+    """Headers (credentials redacted) and the body as it travelled, never decoded: a refused
+    request's body only as its size (anyone can send one), an encoded body only as its size."""
     dump: dict[str, Any] = {"headers": redact.headers(message.headers.items(multi=True))}
     if isinstance(message, http.Request):
         dump["query"] = redact.query(message.query.items(multi=True))
-    dump["body"] = text[:65536]
+    raw = message.raw_content or b""
+    encoded = message.headers.get("content-encoding", "identity").lower() not in ("", "identity")
+    if refused or encoded:
+        dump["body_bytes"] = len(raw)
+    else:
+        dump["body"] = raw[:MAX_DUMP].decode("utf-8", "replace")
     return dump
+
+
+def json_payload(raw: bytes) -> Any:
+    """A decoded body as JSON, or None when it is not."""
+    try:
+        return orjson.loads(raw or b"null")
+    except ValueError:
+        return None

@@ -1,8 +1,13 @@
-"""One JSON line per API call, in the log file.
+"""One JSON line per API call, in the log file; and the addon's one logger.
 
 Call lines always go to the log file: they are the audit record. `log.level` governs the
 addon's diagnostic lines (also JSON, in the same file), and at DEBUG each call line also
-carries redacted headers and bodies.
+carries redacted headers and bodies. Every line has `time` (ISO 8601, UTC, milliseconds) and
+`kind` ("call" or "diagnostic"), so `jq 'select(.kind == "call")'` picks the calls.
+
+Every module logs through `logger` ("calo_addon"), whose filter scrubs every configured secret
+from each message and traceback before any handler sees it: the log file, mitmproxy's console
+and mitmweb's event log alike.
 
 Lines go to a buffered file from the event loop and are flushed a moment later: a write is a
 memory copy, and the flush (one syscall for many lines) is batched. A writer thread was tried
@@ -12,8 +17,10 @@ and cost throughput: it contends with the event loop for the GIL on every line.
 from __future__ import annotations
 
 import asyncio
-import json
+import datetime
 import logging
+import traceback
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -22,6 +29,32 @@ from . import redact
 
 logger = logging.getLogger("calo_addon")
 FLUSH_AFTER = 0.2  # seconds
+
+
+def now_iso(when: float | None = None) -> str:
+    moment = (
+        datetime.datetime.fromtimestamp(when, datetime.UTC)
+        if when is not None
+        else datetime.datetime.now(datetime.UTC)
+    )
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class _ScrubFilter(logging.Filter):
+    """Secrets out of every record the addon logs, before any handler formats it."""
+
+    scrub: Callable[[str], str] = staticmethod(lambda text: text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = self.scrub(record.getMessage()), ()
+        if record.exc_info and not record.exc_text:
+            text = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+            record.exc_text = self.scrub(text)
+        return True
+
+
+_filter = _ScrubFilter()
+logger.addFilter(_filter)
 
 
 class CallLog:
@@ -37,6 +70,7 @@ class CallLog:
 
     def start(self) -> None:
         self._file = open(self.path, "a", encoding="utf-8", buffering=1 << 16)  # noqa: SIM115
+        _filter.scrub = self.scrub
         # the logger passes INFO on to mitmproxy's console too; the file takes log.level
         logger.setLevel(logging.DEBUG if self.debug else logging.INFO)
         logger.addHandler(self._handler)
@@ -73,10 +107,12 @@ class _DiagnosticsHandler(logging.Handler):
         self.log = log
 
     def emit(self, record: logging.LogRecord) -> None:
-        line = {"time": self.formatter_time(record), "level": record.levelname}
-        line["message"] = record.getMessage()
-        self.log.write_line(self.log.scrub(json.dumps(line, ensure_ascii=False)))
-
-    @staticmethod
-    def formatter_time(record: logging.LogRecord) -> str:
-        return logging.Formatter().formatTime(record)
+        line = {
+            "time": now_iso(record.created),
+            "kind": "diagnostic",
+            "level": record.levelname,
+            "message": record.getMessage(),
+        }
+        if record.exc_text:
+            line["traceback"] = record.exc_text
+        self.log.write(line)

@@ -1,27 +1,32 @@
-"""Configuration: defaults < YAML file < environment variables, parsed once into the frozen
-dataclasses of settings.py.
+"""Configuration: defaults < YAML file < environment variables < `Calo(...)` keywords, parsed
+once into the frozen dataclasses of settings.py.
 
-Nothing downstream reads env vars or raw dicts: `load_settings` returns a `Settings`, or raises
-`ConfigError` with one line that names the bad key, value or missing variable.
+Every setting is one row of `SETTINGS`: its path (the YAML key, dotted for sections, which is
+also where it lives in `Settings`), its environment variable, its `Calo(...)` keyword and its
+parser. Defaults live in the dataclasses only. Nothing downstream reads env vars or raw dicts:
+`load_settings` returns a `Settings`, or raises `ConfigError` with one line naming the bad key
+and value, or for a secret (a key, a password) only its place, never its value.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from dotenv import dotenv_values
 
 from .settings import (
+    APIS,
     AUTH_STYLES,
-    DEFAULT_BASE_URL,
     LOG_LEVELS,
-    AuthProvider,
+    Auth,
     AWSCredentials,
     BedrockSettings,
     LogSettings,
@@ -37,27 +42,12 @@ class ConfigError(ValueError):
 
 # ---------------------------------------------------------------- .env and ${VAR}
 
-_DOTENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
-
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines, optional `export`, quotes and `#` comments; the seed's .env format."""
-    values: dict[str, str] = {}
+    """The variables a .env file sets (python-dotenv's reading of quotes, comments, export)."""
     if not path.is_file():
-        return values
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        match = _DOTENV_LINE.match(line)
-        if not match:
-            continue
-        key, value = match.groups()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key] = value
-    return values
+        return {}
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
 def environment(cwd: Path | None = None) -> dict[str, str]:
@@ -85,85 +75,65 @@ def _expand(value: Any, env: Mapping[str, str], where: str) -> Any:
     return value
 
 
-# ---------------------------------------------------------------- YAML
+# ---------------------------------------------------------------- value parsers
+# Each takes (value, where) and returns the typed value or raises ConfigError naming `where`.
 
-# top-level keys that hold one value each (the sections are read by their own key sets)
-_VALUE_KEYS = (
-    "base_url",
-    "api_keys",
-    "proxy_api_keys",
-    "proxy_aws_credentials",
-    "model_override",
-    "http_port",
-    "max_body_bytes",
-    "key_cooldown_max",
-    "max_retries",
-    "stream_idle_timeout",
-    "connect_timeout",
-)
-_TOP_KEYS = {*_VALUE_KEYS, "model_routes", "rollup", "log", "bedrock"}
-_ROUTE_KEYS = {"url", "api_keys", "auth", "timeout", "connect_timeout", "aws"}
-_AWS_KEYS = {"access_key", "secret_key", "session_token", "region"}
-_ROLLUP_KEYS = {"enabled", "cache_size", "threshold", "summarizer_model", "max_bytes", "ttl"}
-_LOG_KEYS = {"level", "file"}
-_BEDROCK_KEYS = {"default_region"}
+Parser = Callable[[Any, str], Any]
 
 
-def find_config_file(option_path: str | None, env: Mapping[str, str]) -> Path | None:
-    if option_path:
-        return Path(option_path).expanduser()
-    if env.get("GEMINI_CALO_CONFIG"):
-        return Path(env["GEMINI_CALO_CONFIG"]).expanduser()
-    default = Path.cwd() / "calo.yaml"
-    return default if default.is_file() else None
+def _shown(value: Any, secret: bool) -> str:
+    return "a secret value" if secret else repr(value)
 
 
-def _mapping(value: Any, where: str, known: set[str]) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__} {value!r}")
-    unknown = sorted(set(value) - known)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})"
-        )
-    return value
-
-
-def _str_list(value: Any, where: str) -> tuple[str, ...]:
+def str_list(value: Any, where: str, secret: bool = False) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
         value = value.split(",")
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"{where}: expected a list of strings, got {type(value).__name__}")
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            kind = type(item).__name__
+            shown = f"a {kind}" if secret else f"{item!r}"
+            raise ConfigError(f"{where}[{i}]: expected a string, got {shown}")
     return tuple(v.strip() for v in value if v.strip())
 
 
-def _key_pairs(value: Any, where: str) -> tuple[tuple[str, str], ...]:
+def secret_list(value: Any, where: str) -> tuple[str, ...]:
+    return str_list(value, where, secret=True)
+
+
+def key_pairs(value: Any, where: str) -> tuple[tuple[str, str], ...]:
     """{id: secret} from YAML, or "id:secret,id2:secret2" from the environment."""
     if isinstance(value, str):
         pairs = [item.split(":", 1) for item in value.split(",") if item.strip()]
-        if any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
-            raise ConfigError(f"{where}: expected ACCESS_KEY_ID:SECRET pairs separated by commas")
+        for i, pair in enumerate(pairs):
+            if len(pair) != 2 or not pair[0].strip() or not pair[1].strip():
+                raise ConfigError(f"{where}[{i}]: expected ACCESS_KEY_ID:SECRET")
         return tuple((k.strip(), v.strip()) for k, v in pairs)
-    if isinstance(value, dict) and all(isinstance(v, str) and v for v in value.values()):
+    if isinstance(value, dict):
+        for key_id, secret in value.items():
+            if not isinstance(secret, str) or not secret:
+                raise ConfigError(f"{where}.{key_id}: expected a secret string")
         return tuple((str(k), v) for k, v in value.items())
     raise ConfigError(f"{where}: expected a mapping of access-key id -> secret")
 
 
-def _number(value: Any, where: str, kind: type = int, minimum: float = 0) -> Any:
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-    if isinstance(value, bool) or number < minimum:
-        raise ConfigError(f"{where}: expected a number >= {minimum}, got {value!r}")
-    return number
+def number(kind: type, minimum: float) -> Parser:
+    def parse(value: Any, where: str) -> Any:
+        try:
+            result = kind(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if isinstance(value, bool) or result < minimum:
+            raise ConfigError(f"{where}: expected a number >= {minimum}, got {value!r}")
+        return result
+
+    return parse
 
 
-def _boolean(value: Any, where: str) -> bool:
+def boolean(value: Any, where: str) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -174,18 +144,69 @@ def _boolean(value: Any, where: str) -> bool:
     raise ConfigError(f"{where}: expected on/off, got {value!r}")
 
 
-def _url(value: Any, where: str) -> str:
+def url(value: Any, where: str) -> str:
     if not isinstance(value, str) or not re.match(r"^https?://[^/\s]+", value):
         raise ConfigError(f"{where}: expected an http(s) URL, got {value!r}")
     return value.rstrip("/")
 
 
-def resolve_auth(value: Any, where: str) -> str | AuthProvider:
-    """An auth style name, a callable, or "module:callable" imported now so typos fail at startup."""
-    if value is None:
-        return "none"
-    if callable(value) or getattr(value, "auth_style", value) in AUTH_STYLES:
+def text(value: Any, where: str) -> str:
+    return str(value)
+
+
+def optional_text(value: Any, where: str) -> str | None:
+    return str(value).strip() or None
+
+
+def log_level(value: Any, where: str) -> str:
+    level = str(value).upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"{where}: unknown log level {level!r} (use {', '.join(LOG_LEVELS)})")
+    return level
+
+
+def one_of(choices: tuple[str, ...]) -> Parser:
+    def parse(value: Any, where: str) -> str:
+        if value not in choices:
+            raise ConfigError(f"{where}: unknown value {value!r} (use {' | '.join(choices)})")
         return value
+
+    return parse
+
+
+def _mapping(value: Any, where: str, known: set[str] | frozenset[str]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+    unknown = sorted(set(value) - known, key=str)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})"
+        )
+    return value
+
+
+# ---------------------------------------------------------------- auth and routes
+
+
+def resolve_auth(value: Any, where: str, aws: AWSCredentials | None = None) -> Auth:
+    """A style name, a callable, a create_*_provider value or "module:callable" (imported now,
+    so a typo fails at startup), as one tagged Auth."""
+    if isinstance(value, Auth):
+        return value
+    if value is None:
+        return Auth("none")
+    if isinstance(value, str) and value in AUTH_STYLES:
+        if value == "sigv4":
+            if aws is None:
+                raise ConfigError(
+                    f"{where}: auth sigv4 needs an aws block with access_key and secret_key"
+                )
+            return Auth("sigv4", aws=aws)
+        return Auth(value)  # type: ignore[arg-type]
+    if callable(value):
+        return Auth("custom", provider=value)
     if isinstance(value, str) and re.fullmatch(r"[\w.]+:[\w.]+", value):
         module_name, _, attr = value.partition(":")
         try:
@@ -197,77 +218,162 @@ def resolve_auth(value: Any, where: str) -> str | AuthProvider:
             raise ConfigError(f"{where}: cannot load auth provider {value!r}: {reason}") from None
         if not callable(target):
             raise ConfigError(f"{where}: auth provider {value!r} is not callable")
-        return target
+        return Auth("custom", provider=target)
     raise ConfigError(
         f"{where}: unknown auth {value!r} (use {' | '.join(AUTH_STYLES)} | 'module:callable')"
     )
 
 
-def parse_route(glob: Any, raw: Any, where: str) -> RouteConfig:
+_ROUTE_FIELDS = frozenset(f.name for f in dataclasses.fields(RouteConfig))
+_AWS_FIELDS = frozenset(f.name for f in dataclasses.fields(AWSCredentials))
+_positive = number(float, 0.001)
+
+
+def _aws(raw: Any, where: str) -> AWSCredentials | None:
+    if raw is None or isinstance(raw, AWSCredentials):
+        return raw
+    creds = _mapping(raw, where, _AWS_FIELDS)
+    if not creds.get("access_key") or not creds.get("secret_key"):
+        raise ConfigError(f"{where}: needs access_key and secret_key")
+    return AWSCredentials(**{k: str(v) for k, v in creds.items() if v is not None})
+
+
+def route(glob: Any, raw: Any, where: str) -> RouteConfig:
+    """One route, from a YAML mapping or a Python RouteConfig, through the same checks."""
     where = f"{where}.{glob!r}"
     if not isinstance(glob, str) or not glob:
         raise ConfigError(f"{where}: a route glob must be a non-empty string")
-    entry = _mapping(raw, where, _ROUTE_KEYS)
+    if isinstance(raw, RouteConfig):
+        raw = {f: getattr(raw, f) for f in _ROUTE_FIELDS}
+    entry = _mapping(raw, where, _ROUTE_FIELDS)
     if "url" not in entry:
         raise ConfigError(f"{where}: route needs a url")
-    aws = None
-    if entry.get("aws") is not None:
-        creds = _mapping(entry["aws"], f"{where}.aws", _AWS_KEYS)
-        if not creds.get("access_key") or not creds.get("secret_key"):
-            raise ConfigError(f"{where}.aws: needs access_key and secret_key")
-        aws = AWSCredentials(**{k: str(v) for k, v in creds.items() if v is not None})
-    route = RouteConfig(
-        url=_url(entry["url"], f"{where}.url"),
-        api_keys=_str_list(entry.get("api_keys"), f"{where}.api_keys"),
-        auth=resolve_auth(entry.get("auth", "bearer"), f"{where}.auth"),
-        timeout=_number(entry.get("timeout", 300), f"{where}.timeout", float, 0.001),
-        connect_timeout=(
-            None
-            if entry.get("connect_timeout") is None
-            else _number(entry["connect_timeout"], f"{where}.connect_timeout", float, 0.001)
-        ),
+    aws = _aws(entry.get("aws"), f"{where}.aws")
+    optional = {"timeout", "connect_timeout"}
+    result = RouteConfig(
+        url=url(entry["url"], f"{where}.url"),
+        api_keys=secret_list(entry.get("api_keys"), f"{where}.api_keys"),
+        auth=resolve_auth(entry.get("auth", "auto"), f"{where}.auth", aws),
         aws=aws,
+        api=None if entry.get("api") is None else one_of(APIS)(entry["api"], f"{where}.api"),
+        model=optional_text(entry["model"], f"{where}.model") if entry.get("model") else None,
+        **{k: _positive(entry[k], f"{where}.{k}") for k in optional if entry.get(k) is not None},
     )
-    return check_route(glob, route, where)
+    if result.auth.pooled and not result.api_keys:
+        raise ConfigError(f"{where}: needs api_keys (auth {result.auth.kind})")
+    return result
 
 
-def check_route(glob: str, route: RouteConfig, where: str) -> RouteConfig:
-    """The checks a route passes however it was given (YAML, or a Python RouteConfig)."""
-    connect = route.connect_timeout
-    route = replace(
-        route,
-        url=_url(route.url, f"{where}.url"),
-        auth=resolve_auth(route.auth, f"{where}.auth"),
-        timeout=_number(route.timeout, f"{where}.timeout", float, 0.001),
-        connect_timeout=None
-        if connect is None
-        else _number(connect, f"{where}.connect_timeout", float, 0.001),
-    )
-    style = getattr(route.auth, "auth_style", route.auth)
-    if style == "sigv4" and route.aws is None and getattr(route.auth, "credentials", None) is None:
-        raise ConfigError(f"{where}: auth sigv4 needs an aws block with access_key and secret_key")
-    if route.auth in ("bearer", "x-goog-api-key") and not route.api_keys:
-        raise ConfigError(f"{where}: auth {route.auth} needs api_keys")
-    return route
+def routes(value: Any, where: str) -> tuple[tuple[str, RouteConfig], ...]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of glob -> route")
+    return tuple((glob, route(glob, raw, where)) for glob, raw in value.items())
+
+
+# ---------------------------------------------------------------- the table of settings
+
+
+@dataclass(frozen=True)
+class Setting:
+    path: str  # YAML key ("section.key" inside a section); also the attribute path in Settings
+    parse: Parser
+    env: str | None = None
+    python: str | None = None  # the Calo(...) keyword
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("api_keys", secret_list, "GEMINI_CALO_API_KEYS", "api_keys"),
+    Setting("proxy_api_keys", secret_list, "GEMINI_CALO_PROXY_API_KEYS", "proxy_api_keys"),
+    Setting("proxy_aws_credentials", key_pairs, "GEMINI_CALO_PROXY_AWS_CREDENTIALS"),
+    Setting("base_url", url, "GEMINI_CALO_BASE_URL", "base_url"),
+    Setting("model_override", optional_text, "GEMINI_CALO_MODEL_OVERRIDE", "model_override"),
+    Setting("model_routes", routes, None, "model_routes"),
+    Setting("http_port", number(int, 1), "GEMINI_CALO_HTTP_PORT"),
+    Setting("max_body_bytes", number(int, 1), "GEMINI_CALO_MAX_BODY_BYTES", "max_body_bytes"),
+    Setting(
+        "key_cooldown_max", number(float, 0), "GEMINI_CALO_KEY_COOLDOWN_MAX", "key_cooldown_max"
+    ),
+    Setting("max_retries", number(int, 0), "GEMINI_CALO_MAX_RETRIES", "max_retries"),
+    Setting("timeout", _positive, "GEMINI_CALO_TIMEOUT", "timeout"),
+    Setting(
+        "stream_idle_timeout", _positive, "GEMINI_CALO_STREAM_IDLE_TIMEOUT", "stream_idle_timeout"
+    ),
+    Setting("connect_timeout", _positive, "GEMINI_CALO_CONNECT_TIMEOUT", "connect_timeout"),
+    Setting("log.level", log_level, "GEMINI_CALO_LOG_LEVEL", "log_level"),
+    Setting("log.file", text, "GEMINI_CALO_LOG_FILE", "log_file"),
+    Setting("rollup.enabled", boolean, "GEMINI_CALO_ROLLUP", "rollup_enabled"),
+    Setting(
+        "rollup.cache_size",
+        number(int, 1),
+        "GEMINI_CALO_CONVERSATION_SUMMARIZATION_LRU_CACHE",
+        "rollup_cache_size",
+    ),
+    Setting(
+        "rollup.threshold",
+        number(int, 1),
+        "GEMINI_CALO_CONVERSATION_SIZE_SUMMARIZATION_THRESHOLD",
+        "rollup_threshold",
+    ),
+    Setting("rollup.summarizer_model", text, None, "summarizer_model"),
+    Setting("rollup.max_bytes", number(int, 1)),
+    Setting("rollup.ttl", _positive),
+    Setting("bedrock.default_region", text, "GEMINI_CALO_BEDROCK_REGION", "bedrock_default_region"),
+)
+SECTIONS: dict[str, type] = {
+    "rollup": RollupSettings,
+    "log": LogSettings,
+    "bedrock": BedrockSettings,
+}
+PYTHON_NAMES = {s.python: s for s in SETTINGS if s.python}
+
+
+def _allowed_keys() -> dict[str, frozenset[str]]:
+    """YAML keys allowed at the top ("") and in each section."""
+    keys: dict[str, set[str]] = {"": set()}
+    for setting in SETTINGS:
+        section, _, key = setting.path.rpartition(".")
+        keys[""].add(section or key)
+        if section:
+            keys.setdefault(section, set()).add(key)
+    return {section: frozenset(names) for section, names in keys.items()}
+
+
+_ALLOWED = _allowed_keys()
+
+
+# ---------------------------------------------------------------- loading
+
+
+def find_config_file(option_path: str | None, env: Mapping[str, str]) -> Path | None:
+    if option_path:
+        return Path(option_path).expanduser()
+    if env.get("GEMINI_CALO_CONFIG"):
+        return Path(env["GEMINI_CALO_CONFIG"]).expanduser()
+    default = Path.cwd() / "calo.yaml"
+    return default if default.is_file() else None
 
 
 def _from_yaml(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
+    """The file's settings by dotted path, ${VAR} expanded, unknown keys refused."""
     try:
-        text = path.read_text(encoding="utf-8")
+        content = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"config file {path}: cannot read it ({e.strerror or e})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.safe_load(content)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"config file {path}: invalid YAML{at}") from None
-    raw = _mapping(raw, str(path), _TOP_KEYS)
-    return _expand(raw, env, str(path))
-
-
-def _section(raw: dict[str, Any], key: str, where: str, known: set[str]) -> dict[str, Any]:
-    return _mapping(raw.get(key), f"{where}.{key}", known)
+    raw = _expand(_mapping(raw, str(path), _ALLOWED[""]), env, str(path))
+    flat: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in _ALLOWED and key != "":
+            section = _mapping(value, f"{path}.{key}", _ALLOWED[key])
+            flat.update((f"{key}.{k}", v) for k, v in section.items())
+        else:
+            flat[key] = value
+    return flat
 
 
 def load_settings(
@@ -275,138 +381,33 @@ def load_settings(
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Defaults < YAML < environment < Python-API overrides, validated."""
+    """Defaults < YAML < environment < Python-API overrides (by `Calo(...)` keyword)."""
     env = environment() if env is None else env
     path = find_config_file(option_path, env)
-    raw = _from_yaml(path, env) if path else {}
+    from_file = _from_yaml(path, env) if path else {}
     where = str(path) if path else "config"
+    overrides = overrides or {}
 
-    rollup = _section(raw, "rollup", where, _ROLLUP_KEYS)
-    log = _section(raw, "log", where, _LOG_KEYS)
-    bedrock = _section(raw, "bedrock", where, _BEDROCK_KEYS)
-    routes_raw = raw.get("model_routes") or {}
-    if not isinstance(routes_raw, dict):
-        raise ConfigError(f"{where}.model_routes: expected a mapping of glob -> route")
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        given: tuple[Any, str] | None = None
+        if from_file.get(setting.path) is not None:
+            given = (from_file[setting.path], f"{where}.{setting.path}")
+        if setting.env and env.get(setting.env, "").strip():
+            given = (env[setting.env].strip(), setting.env)
+        if setting.python and overrides.get(setting.python) is not None:
+            given = (overrides[setting.python], f"Calo({setting.python}=...)")
+        if given is not None:
+            values[setting.path] = setting.parse(*given)
 
-    values: dict[str, tuple[Any, str]] = {}  # name -> (value, where it came from)
-
-    def take(name: str, value: Any, origin: str) -> None:
-        if value is not None:
-            values[name] = (value, origin)
-
-    for name in _VALUE_KEYS:
-        take(name, raw.get(name), f"{where}.{name}")
-    for name in _ROLLUP_KEYS:
-        take(f"rollup.{name}", rollup.get(name), f"{where}.rollup.{name}")
-    for name in _LOG_KEYS:
-        take(f"log.{name}", log.get(name), f"{where}.log.{name}")
-    take("bedrock.default_region", bedrock.get("default_region"), f"{where}.bedrock")
-
-    env_names = {
-        "GEMINI_CALO_API_KEYS": "api_keys",
-        "GEMINI_CALO_PROXY_API_KEYS": "proxy_api_keys",
-        "GEMINI_CALO_PROXY_AWS_CREDENTIALS": "proxy_aws_credentials",
-        "GEMINI_CALO_BASE_URL": "base_url",
-        "GEMINI_CALO_HTTP_PORT": "http_port",
-        "GEMINI_CALO_MAX_BODY_BYTES": "max_body_bytes",
-        "GEMINI_CALO_KEY_COOLDOWN_MAX": "key_cooldown_max",
-        "GEMINI_CALO_MAX_RETRIES": "max_retries",
-        "GEMINI_CALO_STREAM_IDLE_TIMEOUT": "stream_idle_timeout",
-        "GEMINI_CALO_CONNECT_TIMEOUT": "connect_timeout",
-        "GEMINI_CALO_LOG_LEVEL": "log.level",
-        "GEMINI_CALO_LOG_FILE": "log.file",
-        "GEMINI_CALO_MODEL_OVERRIDE": "model_override",
-        "GEMINI_CALO_CONVERSATION_SUMMARIZATION_LRU_CACHE": "rollup.cache_size",
-        "GEMINI_CALO_CONVERSATION_SIZE_SUMMARIZATION_THRESHOLD": "rollup.threshold",
-        "GEMINI_CALO_ROLLUP": "rollup.enabled",
-        "GEMINI_CALO_BEDROCK_REGION": "bedrock.default_region",
+    sections = {
+        name: cls(**{k.partition(".")[2]: v for k, v in values.items() if k.startswith(name + ".")})
+        for name, cls in SECTIONS.items()
     }
-    for env_name, name in env_names.items():
-        if env.get(env_name, "").strip():
-            take(name, env[env_name].strip(), env_name)
-    for name, value in (overrides or {}).items():
-        take(name, value, f"Calo({name}=...)")
-
-    def get(name: str, convert: Callable[[Any, str], Any], default: Any) -> Any:
-        if name not in values:
-            return default
-        value, origin = values[name]
-        return convert(value, origin)
-
-    level = get("log.level", lambda v, w: str(v).upper(), "CRITICAL")
-    if level not in LOG_LEVELS:
-        origin = values["log.level"][1]
-        raise ConfigError(f"{origin}: unknown log level {level!r} (use {', '.join(LOG_LEVELS)})")
-
-    routes = tuple(
-        (glob, parse_route(glob, entry, f"{where}.model_routes"))
-        for glob, entry in routes_raw.items()
-    )
-    if "model_routes" in values:  # Python API: RouteConfig objects (or dicts)
-        given, origin = values["model_routes"]
-        routes = tuple(
-            (
-                glob,
-                check_route(glob, r, f"{origin}.{glob!r}")
-                if isinstance(r, RouteConfig)
-                else parse_route(glob, r, origin),
-            )
-            for glob, r in dict(given).items()
-        )
-
-    settings = Settings(
-        api_keys=get("api_keys", _str_list, ()),
-        proxy_api_keys=get("proxy_api_keys", _str_list, ()),
-        proxy_aws_credentials=get("proxy_aws_credentials", _key_pairs, ()),
-        base_url=get("base_url", _url, DEFAULT_BASE_URL),
-        model_override=get("model_override", lambda v, w: str(v).strip() or None, None),
-        model_routes=routes,
-        rollup=RollupSettings(
-            enabled=get("rollup.enabled", _boolean, True),
-            cache_size=get("rollup.cache_size", lambda v, w: _number(v, w, int, 1), 20),
-            threshold=get("rollup.threshold", lambda v, w: _number(v, w, int, 1), 4096),
-            summarizer_model=get(
-                "rollup.summarizer_model", lambda v, w: str(v), "gemini-2.5-flash"
-            ),
-            max_bytes=get("rollup.max_bytes", lambda v, w: _number(v, w, int, 1), 64 << 20),
-            ttl=get("rollup.ttl", lambda v, w: _number(v, w, float, 0.001), None),
-        ),
-        log=LogSettings(level=level, file=get("log.file", lambda v, w: str(v), "app.log")),
-        bedrock=BedrockSettings(get("bedrock.default_region", lambda v, w: str(v), "us-east-1")),
-        http_port=get("http_port", lambda v, w: _number(v, w, int, 1), 8000),
-        max_body_bytes=get("max_body_bytes", lambda v, w: _number(v, w, int, 1), 32 * 1024 * 1024),
-        key_cooldown_max=get("key_cooldown_max", lambda v, w: _number(v, w, float, 0), 300.0),
-        max_retries=get("max_retries", lambda v, w: _number(v, w, int, 0), 2),
-        stream_idle_timeout=get(
-            "stream_idle_timeout", lambda v, w: _number(v, w, float, 0.001), 120.0
-        ),
-        connect_timeout=get("connect_timeout", lambda v, w: _number(v, w, float, 0.001), 10.0),
-        source=str(path) if path else "environment",
-    )
+    top = {k: v for k, v in values.items() if "." not in k}
+    settings = Settings(**top, **sections, source=str(path) if path else "environment")
     if not settings.api_keys and not any(r.api_keys or r.aws for _, r in settings.model_routes):
         raise ConfigError(
             "no api_keys configured: set GEMINI_CALO_API_KEYS or api_keys in the config file"
         )
     return settings
-
-
-# Calo(...) keyword -> setting name (the Python API, SPEC section 9)
-PYTHON_NAMES = {
-    "api_keys": "api_keys",
-    "proxy_api_keys": "proxy_api_keys",
-    "base_url": "base_url",
-    "model_override": "model_override",
-    "model_routes": "model_routes",
-    "log_level": "log.level",
-    "log_file": "log.file",
-    "rollup_enabled": "rollup.enabled",
-    "rollup_cache_size": "rollup.cache_size",
-    "rollup_threshold": "rollup.threshold",
-    "summarizer_model": "rollup.summarizer_model",
-    "bedrock_default_region": "bedrock.default_region",
-    "max_body_bytes": "max_body_bytes",
-    "max_retries": "max_retries",
-    "key_cooldown_max": "key_cooldown_max",
-    "connect_timeout": "connect_timeout",
-    "stream_idle_timeout": "stream_idle_timeout",
-}

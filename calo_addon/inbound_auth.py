@@ -1,22 +1,46 @@
-"""Inbound authentication: the client must present one of the proxy keys.
+"""Inbound authentication: the client must present one of the proxy keys (or a SigV4
+signature made with the proxy's own AWS credentials).
 
-The key may come as `Authorization: Bearer`, `x-goog-api-key`, `x-api-key` or the `key` query
-parameter. Keys compare in constant time. A client that signs with SigV4 (boto3 with ordinary
-AWS credentials) instead has its signature checked against the proxy's AWS credentials. Every client credential is stripped before the
-request leaves, so the proxy key never reaches an upstream.
+Every credential a client sends is taken out of the request the moment its headers arrive
+(`take_client_credentials`, from the `requestheaders` hook): the proxy key, whichever way it
+came (`Authorization: Bearer`, `x-goog-api-key`, `x-api-key`, the `key` query parameter), a
+SigV4 signature and session token, and the `X-AWS-*` credentials for Bedrock passthrough. So
+nothing the client presented is ever in the flow that mitmweb, `-w`, HAR or other addons see,
+even for a request that is cut off before its body ends, and nothing of it goes upstream.
+
+The check itself runs once the body is in (`ProxyKeyCheck.check`): a valid proxy key
+authenticates the request (a SigV4 signature beside it is just a client credential, stripped);
+with no proxy key, a SigV4 signature must verify against the proxy's AWS credentials, bound to
+the body received. Keys compare in constant time, against every key.
 """
 
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass, field
 
 from mitmproxy import http
 
 from . import aws
 from .dialects import Refusal
 
-CLIENT_CREDENTIAL_HEADERS = ("authorization", "x-goog-api-key", "x-api-key")
-CLIENT_CREDENTIAL_PREFIX = "x-aws-"
+KEY_HEADERS = ("x-goog-api-key", "x-api-key")  # besides Authorization: Bearer
+CLIENT_AWS_PREFIX = b"x-aws-"
+_TAKEN = frozenset({b"authorization", b"x-goog-api-key", b"x-api-key", b"x-amz-security-token"})
+
+
+@dataclass
+class Presented:
+    """What the client presented, kept beside the flow (never in it)."""
+
+    key: str | None = None
+    source: str | None = None  # "authorization" | "x-goog-api-key" | "x-api-key" | "query"
+    client_aws: dict[str, str] = field(default_factory=dict)  # X-AWS-* by lower-case name
+    signed_fields: tuple[tuple[bytes, bytes], ...] = ()  # the head as signed, for SigV4
+
+    @property
+    def sigv4(self) -> bool:
+        return bool(self.signed_fields)
 
 
 def _may_hold_key(path: str) -> bool:
@@ -25,17 +49,37 @@ def _may_hold_key(path: str) -> bool:
     return "key" in query or "%" in query
 
 
-def presented_key(request: http.Request) -> tuple[str | None, str | None]:
-    """(key, where it came from) for the first credential the client sent."""
-    auth = request.headers.get("authorization", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip(), "authorization"
-    for name in ("x-goog-api-key", "x-api-key"):
-        if name in request.headers:
-            return request.headers[name].strip(), name
+def take_client_credentials(request: http.Request) -> Presented:
+    """Read every client credential and remove it from `request`, in one pass."""
+    presented = Presented()
+    fields = request.headers.fields
+    kept = []
+    for name, value in fields:
+        lower = name.lower()
+        if lower.startswith(CLIENT_AWS_PREFIX):
+            presented.client_aws[lower.decode("latin-1")] = value.decode("latin-1")
+        elif lower in _TAKEN:
+            _read(presented, lower, value, fields)
+        else:
+            kept.append((name, value))
+    if len(kept) != len(fields):
+        request.headers.fields = tuple(kept)
     if _may_hold_key(request.path) and "key" in request.query:
-        return request.query["key"], "query"
-    return None, None
+        key = request.query.pop("key")
+        if presented.key is None:
+            presented.key, presented.source = key.strip(), "query"
+    return presented
+
+
+def _read(presented: Presented, name: bytes, value: bytes, fields) -> None:
+    text = value.decode("utf-8", "surrogateescape").strip()
+    if name == b"authorization":
+        if text[:7].lower() == "bearer " and text[7:].strip():
+            presented.key, presented.source = text[7:].strip(), "authorization"
+        elif text.startswith("AWS4-HMAC-SHA256"):
+            presented.signed_fields = tuple(fields)
+    elif name != b"x-amz-security-token" and text and presented.source in (None, "query"):
+        presented.key, presented.source = text, name.decode()
 
 
 class ProxyKeyCheck:
@@ -47,46 +91,27 @@ class ProxyKeyCheck:
     def enabled(self) -> bool:
         return bool(self._keys or self._sigv4)
 
-    def check(self, request: http.Request, presented: str | None) -> None:
-        """`presented`: the key `presented_key` found (read once per flow)."""
+    def check(self, request: http.Request, presented: Presented) -> None:
+        """Raise Refusal unless `presented` authenticates `request` (its body read)."""
         if not self.enabled:
             return
-        if aws.is_sigv4(request):
+        if presented.key is not None:
+            if not self._matches(presented.key):
+                raise Refusal(401, "invalid proxy API key")
+            return
+        if presented.sigv4:
             if not self._sigv4:
                 raise Refusal(
                     403, "SigV4 is not accepted here: use a proxy key", "AccessDeniedException"
                 )
-            self._sigv4.verify(request)
+            self._sigv4.verify(request, presented.signed_fields)
             return
-        if not self._keys:
-            raise Refusal(401, "missing SigV4 signature")
-        key = presented
-        if not key:
-            raise Refusal(401, "missing proxy API key")
-        given = key.encode()
+        raise Refusal(401, "missing proxy API key" if self._keys else "missing SigV4 signature")
+
+    def _matches(self, key: str) -> bool:
+        given = key.encode("utf-8", "surrogateescape")
         # compare against every key, so timing says nothing about which one (or none) matched
         matched = False
         for expected in self._keys:
             matched |= hmac.compare_digest(given, expected)
-        if not matched:
-            raise Refusal(401, "invalid proxy API key")
-
-
-_STRIPPED = frozenset(name.encode() for name in CLIENT_CREDENTIAL_HEADERS)
-
-
-def strip_client_credentials(request: http.Request) -> dict[str, str]:
-    """Remove every client credential in one pass; returns the X-AWS-* values it removed."""
-    fields = request.headers.fields
-    kept, aws = [], {}
-    for name, value in fields:
-        lower = name.lower()
-        if lower.startswith(b"x-aws-"):
-            aws[lower.decode("latin-1")] = value.decode("latin-1")
-        elif lower not in _STRIPPED:
-            kept.append((name, value))
-    if len(kept) != len(fields):
-        request.headers.fields = tuple(kept)
-    if _may_hold_key(request.path) and "key" in request.query:
-        request.query.pop("key")
-    return aws
+        return matched and bool(given)

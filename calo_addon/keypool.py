@@ -53,9 +53,14 @@ class KeyPool:
                 return self.keys[index]
         raise AllKeysCooling(self.name, min(self.cooling_until) - now)
 
+    def ready(self) -> bool:
+        """Whether some key is not cooling now."""
+        now = self._clock()
+        return any(until <= now for until in self.cooling_until)
+
     def cool(self, key: Key, retry_after: str | None) -> float:
         """Put `key` in cooldown; returns the seconds it will rest."""
-        seconds = min(parse_retry_after(retry_after, self._clock), self.max_cooldown)
+        seconds = min(parse_retry_after(retry_after), self.max_cooldown)
         self.cooling_until[key.index] = max(self.cooling_until[key.index], self._clock() + seconds)
         return seconds
 
@@ -68,7 +73,7 @@ class KeyPool:
         ]
 
 
-def parse_retry_after(value: str | None, clock=time.monotonic) -> float:
+def parse_retry_after(value: str | None) -> float:
     """Retry-After as delay-seconds or an HTTP date; DEFAULT_COOLDOWN when absent or unreadable."""
     if not value:
         return DEFAULT_COOLDOWN

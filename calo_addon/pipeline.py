@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import redact
+from . import mitm, redact
 from .calllog import CallLog
 from .inbound_auth import ProxyKeyCheck
 from .model_override import ModelOverride
@@ -13,6 +13,7 @@ from .rollup import Rollup
 from .routing import Router
 from .settings import Settings
 from .summarizer import Summarizer
+from .translate.signatures import SignatureMemory
 
 
 @dataclass(frozen=True)
@@ -26,12 +27,21 @@ class Pipeline:
     log: CallLog
     scrub: redact.Scrubber
     rollup: Rollup | None
+    summarizer: Summarizer
+    signatures: SignatureMemory
     route_addresses: frozenset[str]  # host:port of every route's url
 
     @classmethod
-    def build(cls, settings: Settings, transformer: Callable[[str], str] | None) -> Pipeline:
+    def build(
+        cls,
+        settings: Settings,
+        transformer: Callable[[str], str] | None,
+        signatures: SignatureMemory | None = None,
+    ) -> Pipeline:
+        """`signatures`: kept across reloads by the addon (a new memory when not given)."""
         router = Router(settings)
         scrub = redact.Scrubber(settings.secrets())
+        summarizer = Summarizer(router, settings.rollup.summarizer_model, mitm.send)
         return cls(
             settings=settings,
             inbound=ProxyKeyCheck(settings.proxy_api_keys, settings.proxy_aws_credentials),
@@ -39,9 +49,9 @@ class Pipeline:
             router=router,
             log=CallLog(settings.log.file, settings.log.level, scrub),
             scrub=scrub,
-            rollup=Rollup(settings.rollup, Summarizer(router, settings.rollup.summarizer_model))
-            if settings.rollup.enabled
-            else None,
+            rollup=Rollup(settings.rollup, summarizer) if settings.rollup.enabled else None,
+            summarizer=summarizer,
+            signatures=signatures if signatures is not None else SignatureMemory(),
             route_addresses=router.route_addresses(),
         )
 
@@ -58,7 +68,7 @@ class Pipeline:
             stats = self.rollup.stats()
             lines.append(
                 f"rollup cache: {stats['entries']} conversations, {stats['ready']} summarised, "
-                f"{stats['bytes']} bytes"
+                f"{stats['bytes']} bytes; summariser calls: {self.summarizer.calls}"
             )
         for address, reason in down.items():
             lines.append(f"upstream {address}: down ({reason})")

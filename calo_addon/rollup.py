@@ -21,20 +21,17 @@ prefix messages[:i], quadratic in the length of the conversation.
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
 from cachetools import LRUCache, TTLCache
 
+from .calllog import logger
 from .dialects import Operation
 from .dialects.base import Turn
 from .settings import RollupSettings
-
-logger = logging.getLogger(__name__)
 
 SUMMARY_PREAMBLE = "Summary of the earlier part of this conversation:"
 PROMPT = (
@@ -52,7 +49,6 @@ class Context:
     size: int  # characters of text in the turns and the summary
     summary: str | None = None
     failed: bool = False
-    created: float = field(default_factory=time.monotonic)
     roles: tuple = ()  # the turns' roles and texts apart, when no turn has tools (plain)
     texts: tuple = ()
 

@@ -1,14 +1,29 @@
 """The settings calo_addon runs on: frozen dataclasses, built once by `config.load_settings`
-(or given to `Calo(...)` as RouteConfig/AWSCredentials) and never changed afterwards."""
+(or given to `Calo(...)` as RouteConfig/AWSCredentials) and never changed afterwards.
+
+Each field's default is spelled here and only here; config.py's table of settings says where
+each value may come from (YAML path, environment variable, `Calo(...)` keyword).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
-AUTH_STYLES = ("bearer", "x-goog-api-key", "none", "sigv4", "bedrock-passthrough")
+# "auto": the credential header of the protocol the call speaks upstream (Gemini x-goog-api-key,
+# OpenAI Authorization: Bearer, Anthropic x-api-key), from the route's api_keys
+AUTH_STYLES = (
+    "auto",
+    "bearer",
+    "x-goog-api-key",
+    "x-api-key",
+    "none",
+    "sigv4",
+    "bedrock-passthrough",
+)
+APIS = ("gemini", "openai", "anthropic", "bedrock", "responses")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -21,6 +36,31 @@ class AWSCredentials:
 
 
 AuthProvider = Callable[..., Any]
+AuthKind = Literal[
+    "auto",
+    "bearer",
+    "x-goog-api-key",
+    "x-api-key",
+    "none",
+    "sigv4",
+    "bedrock-passthrough",
+    "custom",
+]
+
+
+@dataclass(frozen=True)
+class Auth:
+    """How a route authenticates upstream, resolved once from whatever the user gave
+    (a style name, a `module:callable` string, a callable, or a create_*_provider value)."""
+
+    kind: AuthKind
+    provider: AuthProvider | None = None  # kind "custom": given the flow, sets credentials
+    aws: AWSCredentials | None = None  # kind "sigv4"
+
+    @property
+    def pooled(self) -> bool:
+        """Whether the route's own api_keys rotate into a header."""
+        return self.kind in ("auto", "bearer", "x-goog-api-key", "x-api-key")
 
 
 @dataclass(frozen=True)
@@ -29,10 +69,12 @@ class RouteConfig:
 
     url: str
     api_keys: tuple[str, ...] = ()
-    auth: str | AuthProvider | None = "bearer"
-    timeout: float = 300.0
+    auth: Any = "auto"  # a style name, "module:callable", a callable, or an Auth
+    timeout: float | None = None  # seconds for the response headers; None: the global timeout
     aws: AWSCredentials | None = None
     connect_timeout: float | None = None  # None: the global connect_timeout
+    api: str | None = None  # the protocol the upstream speaks; None: inferred from the url
+    model: str | None = None  # the model name sent upstream; None: the client's (overridden)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "api_keys", tuple(self.api_keys))
@@ -66,9 +108,8 @@ class BedrockSettings:
 class Settings:
     api_keys: tuple[str, ...] = ()
     proxy_api_keys: tuple[str, ...] = ()
-    proxy_aws_credentials: tuple[
-        tuple[str, str], ...
-    ] = ()  # (access-key id, secret) for SigV4 clients
+    # (access-key id, secret) pairs SigV4 clients may sign with
+    proxy_aws_credentials: tuple[tuple[str, str], ...] = ()
     base_url: str = DEFAULT_BASE_URL
     model_override: str | None = None
     model_routes: tuple[tuple[str, RouteConfig], ...] = ()
@@ -79,6 +120,7 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024
     key_cooldown_max: float = 300.0
     max_retries: int = 2
+    timeout: float = 300.0  # seconds for the response headers (routes may differ)
     stream_idle_timeout: float = 120.0  # seconds between two chunks of a stream
     connect_timeout: float = 10.0  # seconds to open an upstream connection (routes may differ)
     source: str = "defaults"
@@ -89,6 +131,7 @@ class Settings:
         found |= {secret for _, secret in self.proxy_aws_credentials}
         for _, route in self.model_routes:
             found |= set(route.api_keys)
-            if route.aws:
-                found |= {route.aws.secret_key, route.aws.session_token or ""}
+            for creds in (route.aws, getattr(route.auth, "aws", None)):
+                if creds:
+                    found |= {creds.secret_key, creds.session_token or ""}
         return frozenset(s for s in found if s)

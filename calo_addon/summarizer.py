@@ -1,61 +1,82 @@
-"""The rollup's summariser: one Gemini generateContent call through the proxy's own routing,
-key rotation and credentials (a route for the summariser model applies, SigV4 included).
-
-The HTTP call runs in a worker thread, so the event loop never waits on it.
+"""The rollup's summariser: one call to `rollup.summarizer_model`, in the protocol of the
+upstream that serves it (a route for that model applies, SigV4 included), sent through the
+proxy itself (`mitm.send`): the route's key rotation and cooldowns, mitmproxy's upstream-proxy
+and TLS options, a log line (`operation: "rollup.summary"`) and a flow in mitmweb, like any
+API call. The call never blocks the event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import urllib.error
-import urllib.request
+from collections.abc import Awaitable, Callable
 
+import orjson
 from mitmproxy import connection, http
 
-from .credentials import attach, point_at
-from .dialects import gemini
+from .credentials import point_at
+from .dialects import GEMINI, Refusal
+from .failover import PREPARED
 from .routing import Router
-
-TIMEOUT = 60.0
+from .translate import neutral
+from .translate.base import Codec
 
 
 class Summarizer:
-    def __init__(self, router: Router, model: str, timeout: float = TIMEOUT):
+    def __init__(
+        self,
+        router: Router,
+        model: str,
+        send: Callable[[http.HTTPFlow], Awaitable[None]],
+    ):
         self.router = router
         self.model = model
-        self.timeout = timeout
+        self._send = send
+        self.calls = 0  # summaries asked for (calo.status)
 
-    async def __call__(self, prompt: str) -> str:
-        path, body = gemini.summary_request(self.model, prompt)
-        op = gemini.recognise("POST", path, None)
-        request = http.Request.make(
-            "POST",
-            f"http://summarizer{path}",
-            json.dumps(body),
-            {"content-type": "application/json"},
-        )
+    def flow(self, prompt: str) -> tuple[http.HTTPFlow, Codec]:
+        """The summary call, prepared (pointed at its upstream, in its protocol, no key yet),
+        and the codec that reads its answer."""
+        op = GEMINI.recognise("POST", f"/v1beta/models/{self.model}:generateContent", None)
         upstream = self.router.select(op, self.model)
-        point_at(request, op, upstream)
+        model = upstream.model or self.model
+        codec, path = upstream.api.upstream_for(GEMINI, model, False)
+        request = neutral.Request(
+            model=model, messages=[neutral.Message("user", [neutral.Text(prompt)])]
+        )
         flow = http.HTTPFlow(
             connection.Client(peername=("127.0.0.1", 0), sockname=("127.0.0.1", 0)),
             connection.Server(address=(upstream.host, upstream.port)),
         )
-        flow.request = request
-        await attach(flow, upstream)
-        payload = await asyncio.to_thread(self._post, request)
-        text = gemini.summary_text(payload)
+        flow.request = http.Request.make(
+            "POST",
+            "http://summarizer/",
+            orjson.dumps(codec.write_request(request)),
+            {"content-type": "application/json"},
+        )
+        point_at(flow.request, upstream, path)
+        flow.metadata[PREPARED] = {
+            "kind": "summary",
+            "route": upstream.name,
+            "url": f"{upstream.scheme}://{upstream.host}:{upstream.port}{upstream.path_prefix}",
+            "wire": upstream.api.name,
+            "model": model,
+            "api": GEMINI.name,
+        }
+        return flow, codec
+
+    async def __call__(self, prompt: str) -> str:
+        self.calls += 1
+        flow, codec = self.flow(prompt)
+        await self._send(flow)
+        response = flow.response
+        if response is None:
+            raise RuntimeError(f"summariser call failed: {flow.error.msg if flow.error else '?'}")
+        if response.status_code != 200:
+            raise RuntimeError(f"summariser upstream answered {response.status_code}")
+        try:
+            answer = codec.read_response(orjson.loads(response.content or b"null"))
+        except (ValueError, TypeError, KeyError, neutral.TranslationError, Refusal) as e:
+            raise RuntimeError(f"the summariser's answer cannot be read: {e}") from None
+        text = neutral.text_of(answer.parts).strip()
         if not text:
             raise ValueError("the summariser's answer has no text")
         return text
-
-    def _post(self, request: http.Request) -> object:
-        headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
-        outbound = urllib.request.Request(
-            request.url, data=request.content, headers=headers, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(outbound, timeout=self.timeout) as response:
-                return json.loads(response.read())
-        except urllib.error.HTTPError as e:
-            raise RuntimeError(f"summariser upstream answered {e.code}") from None

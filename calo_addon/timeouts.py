@@ -10,24 +10,13 @@ mitmproxy's own 502 page (SPEC 4b); the log line says 504.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable, Iterable
 
-from mitmproxy import ctx, http
+from mitmproxy import http
 
-logger = logging.getLogger(__name__)
-
-
-def close_upstream(flow: http.HTTPFlow) -> bool:
-    """Close the flow's server connection; True if one was open."""
-    proxyserver = ctx.master.addons.get("proxyserver")
-    handler = proxyserver.connections.get(flow.client_conn.id) if proxyserver else None
-    io = handler.transports.get(flow.server_conn) if handler else None
-    if io is None or io.writer is None:
-        return False
-    io.writer.close()
-    return True
+from .calllog import logger
+from .mitm import close_upstream
 
 
 class Deadline:

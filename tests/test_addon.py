@@ -72,6 +72,12 @@ def error_body(f: http.HTTPFlow, status: int) -> dict:
     return json.loads(f.response.content)
 
 
+def wire(f: http.HTTPFlow) -> http.Headers:
+    """The request's headers as the bytes sent upstream carry them (credentials real)."""
+    lines = bytes(f.request.headers).split(b"\r\n")
+    return http.Headers([tuple(line.split(b": ", 1)) for line in lines if line])
+
+
 def assert_not_forwarded(f: http.HTTPFlow) -> None:
     assert (f.request.host, f.request.port) == ("address", 22)
     assert not {"r1", "r2", "pk"} & set(f.request.headers.values())
@@ -91,7 +97,8 @@ def test_gemini_call_goes_to_base_url_with_rotating_real_keys(tmp_path):
             9,
             GENERATE.decode(),
         )
-        assert f.request.headers.get_all("x-goog-api-key") == [key]
+        assert wire(f).get_all("x-goog-api-key") == [key]
+        assert f.request.headers["x-goog-api-key"] == f"[calo: default#{key[1]}]"  # stored
         assert f.request.headers["x-keep"] == "yes" and f.request.content == b"{}"
 
 
@@ -108,8 +115,8 @@ def test_proxy_key_never_leaves(tmp_path, headers, query):
     send(calo(tmp_path), f)
     assert f.response is None
     assert f.request.path == GENERATE.decode() + "?alt=sse"
-    assert "authorization" not in f.request.headers and "x-api-key" not in f.request.headers
-    assert f.request.headers["x-goog-api-key"] == "r1"
+    assert "authorization" not in wire(f) and "x-api-key" not in wire(f)
+    assert wire(f)["x-goog-api-key"] == "r1"
 
 
 def test_openai_call_is_bearer_keyed_and_mapped_to_googles_openai_layer(tmp_path):
@@ -118,7 +125,7 @@ def test_openai_call_is_bearer_keyed_and_mapped_to_googles_openai_layer(tmp_path
     send(calo(tmp_path), f)
     assert f.response is None
     assert (f.request.host, f.request.path) == ("127.0.0.1", "/v1beta/openai/chat/completions")
-    assert f.request.headers["authorization"] == "Bearer r1" and f.request.content == body
+    assert wire(f)["authorization"] == "Bearer r1" and f.request.content == body
 
 
 def test_health_is_answered_without_auth(tmp_path):
@@ -140,7 +147,7 @@ def test_explicit_mode_serves_the_gemini_host(tmp_path):
     f.request.host, f.request.port = "generativelanguage.googleapis.com", 443
     send(calo(tmp_path), f)
     assert f.response is None
-    assert (f.request.host, f.request.headers["x-goog-api-key"]) == ("127.0.0.1", "r1")
+    assert (f.request.host, wire(f)["x-goog-api-key"]) == ("127.0.0.1", "r1")
 
 
 # ---------------------------------------------------------------- refusals, in the caller's shape
@@ -235,7 +242,7 @@ def test_model_transformer_and_routing_by_the_effective_model(tmp_path):
     f = flow()
     send(calo(tmp_path, model_routes=routes, model_transformer=lambda m: f"tuned-{m}"), f)
     assert f.request.path == "/v1beta/models/tuned-gemini-2.5-flash:generateContent"
-    assert (f.request.host, f.request.port, f.request.headers["x-goog-api-key"]) == (
+    assert (f.request.host, f.request.port, wire(f)["x-goog-api-key"]) == (
         "10.0.0.2",
         8080,
         "t1",
@@ -254,7 +261,7 @@ def test_openai_path_maps_back_to_v1_for_a_non_google_route(tmp_path):
         "/v1/chat/completions",
     )
     assert f.request.host_header == "api.openai.com"
-    assert f.request.headers["authorization"] == "Bearer o1"
+    assert wire(f)["authorization"] == "Bearer o1"
 
 
 def sync_auth(f: http.HTTPFlow) -> None:
@@ -268,7 +275,7 @@ async def async_auth(f: http.HTTPFlow) -> None:
 
 @pytest.mark.parametrize(("auth", "word"), [(sync_auth, "sync"), (async_auth, "async")])
 def test_custom_auth_callable_sets_credentials_after_routing(tmp_path, auth, word):
-    routes = {"custom-*": RouteConfig(url="http://10.0.0.1:8080/base", auth=auth)}
+    routes = {"custom-*": RouteConfig(url="http://10.0.0.1:8080/base", auth=auth, api="gemini")}
     f = flow(path=b"/v1beta/models/custom-1:generateContent")
     send(calo(tmp_path, model_routes=routes), f)
     assert f.response is None
@@ -277,8 +284,9 @@ def test_custom_auth_callable_sets_credentials_after_routing(tmp_path, auth, wor
         8080,
         "/base/v1beta/models/custom-1:generateContent",
     )
-    assert f.request.headers["x-custom-auth"] == f"{word} 10.0.0.1"
-    assert "x-goog-api-key" not in f.request.headers
+    assert wire(f)["x-custom-auth"] == f"{word} 10.0.0.1"
+    assert f.request.headers["x-custom-auth"] == "[calo: custom-*:custom]"  # issue 10.6
+    assert "x-goog-api-key" not in wire(f)
 
 
 # ---------------------------------------------------------------- configuration
@@ -323,8 +331,8 @@ def test_bad_config_later_keeps_the_pipeline_and_its_key_rotation(tmp_path):
     cache would be lost (mitmproxy's rollback re-sends the old option value)."""
     addon = calo(tmp_path)
     old, first, later = bad_then_request(tmp_path, addon)
-    assert first.request.headers["x-goog-api-key"] == "r1"
-    assert later.request.headers["x-goog-api-key"] == "r2"
+    assert wire(first)["x-goog-api-key"] == "r1"
+    assert wire(later)["x-goog-api-key"] == "r2"
     assert addon.pipeline is old
 
 
@@ -342,7 +350,7 @@ def test_good_config_file_later_adds_its_routes(tmp_path):
         return f
 
     f = run(addon, body)
-    assert (f.request.host, f.request.headers["authorization"]) == ("10.0.0.3", "Bearer o1")
+    assert (f.request.host, wire(f)["authorization"]) == ("10.0.0.3", "Bearer o1")
 
 
 # ---------------------------------------------------------------- log and status
@@ -373,7 +381,8 @@ def test_one_json_line_per_api_flow(tmp_path):
         "default#1",
     )
     assert first["status"] == 200
-    assert first["usage"] == {"input_tokens": 3, "output_tokens": 4, "total_tokens": None}
+    assert first["usage"] == {"input_tokens": 3, "output_tokens": 4, "total_tokens": 7}
+    assert first["kind"] == "call" and first["time"].endswith("Z")
     assert second["status"] == 401 and second["refused"] == "missing proxy API key"
     assert ok.request.headers["x-goog-api-key"] == "[calo: default#1]"  # stored flow: a label
 

@@ -9,7 +9,8 @@ import pytest
 from mitmproxy.test import tutils
 
 from calo_addon import aws
-from calo_addon.dialects import Refusal, bedrock, recognise
+from calo_addon.dialects import BEDROCK as bedrock
+from calo_addon.dialects import Refusal, recognise
 from calo_addon.routing import Router
 from calo_addon.settings import Settings
 
@@ -43,7 +44,7 @@ def test_unmatched_models_go_to_the_regional_endpoint(region, host):
     router = Router(Settings(api_keys=("k",)))
     op = recognise("POST", "/model/anthropic.claude-v2/invoke", None)
     upstream = router.select(op, "anthropic.claude-v2", region)
-    assert (upstream.scheme, upstream.host, upstream.port, upstream.auth) == (
+    assert (upstream.scheme, upstream.host, upstream.port, upstream.auth.kind) == (
         "https",
         host,
         443,
@@ -54,8 +55,15 @@ def test_unmatched_models_go_to_the_regional_endpoint(region, host):
 def test_region_header_must_be_a_region():
     request = tutils.treq(headers=[(b"x-aws-region", b"evil.example/x")])
     with pytest.raises(Refusal):
-        aws.ClientAWS.from_headers({"x-aws-region": request.headers["x-aws-region"]})
-    assert aws.ClientAWS.from_headers({"x-aws-region": "ap-southeast-3"}).region == "ap-southeast-3"
+        aws.ClientAWS.from_headers({"x-aws-region": request.headers["x-aws-region"]}, "us-east-1")
+    region = aws.ClientAWS.from_headers({"x-aws-region": "ap-southeast-3"}, "us-east-1").region
+    assert region == "ap-southeast-3"
+
+
+def test_passthrough_keys_without_a_region_sign_for_the_default_region():
+    """Issue 11.3: X-AWS-Access-Key without X-AWS-Region signs for bedrock.default_region."""
+    headers = {"x-aws-access-key": "AKID", "x-aws-secret-key": "secret"}
+    assert aws.ClientAWS.from_headers(headers, "eu-central-1").credentials.region == "eu-central-1"
 
 
 def test_signed_region_read_from_the_credential_scope():
@@ -63,20 +71,20 @@ def test_signed_region_read_from_the_credential_scope():
         "AWS4-HMAC-SHA256 Credential=AKID/20261125/us-west-2/bedrock/aws4_request, "
         "SignedHeaders=host;x-amz-date, Signature=" + "0" * 64
     )
-    assert (
-        aws.signed_region(tutils.treq(headers=[(b"authorization", auth.encode())])) == "us-west-2"
-    )
+    assert aws.signed_region(((b"authorization", auth.encode()),)) == "us-west-2"
 
 
 def test_usage_from_every_bedrock_shape():
     assert (
         bedrock.usage(
-            {"usage": {"inputTokens": 1, "outputTokens": 2, "totalTokens": 3}}
+            None, {"usage": {"inputTokens": 1, "outputTokens": 2, "totalTokens": 3}}
         ).total_tokens
         == 3
     )
-    assert bedrock.usage({"usage": {"input_tokens": 4, "output_tokens": 5}}).output_tokens == 5
+    assert (
+        bedrock.usage(None, {"usage": {"input_tokens": 4, "output_tokens": 5}}).output_tokens == 5
+    )
     metrics = {"amazon-bedrock-invocationMetrics": {"inputTokenCount": 6, "outputTokenCount": 7}}
     chunk = {"bytes": base64.b64encode(json.dumps(metrics).encode()).decode()}
-    assert bedrock.usage(chunk).input_tokens == 6
-    assert bedrock.usage({"contentBlockDelta": {}}) is None
+    assert bedrock.usage(None, chunk).input_tokens == 6
+    assert bedrock.usage(None, {"contentBlockDelta": {}}) is None

@@ -8,7 +8,8 @@ import json
 from mitmproxy import http
 from mitmproxy.test import tflow, tutils
 
-from calo_addon.call import Call
+from calo_addon.call import Call, json_payload
+from calo_addon.credentials import Sent
 from calo_addon.dialects import recognise
 from calo_addon.pipeline import Pipeline
 from calo_addon.settings import Settings
@@ -35,8 +36,8 @@ def call() -> Call:
     pipeline = Pipeline.build(settings, None)
     upstream = pipeline.router.select(OP, "gpt-4o")
     c = Call(OP, pipeline, requested_model="gpt-4o", effective_model="gpt-4o", upstream=upstream)
-    c.key = upstream.keys.next()
-    c.key_label = c.key.label
+    key = upstream.keys.next()
+    c.sent = Sent(key.label, key)
     return c
 
 
@@ -50,13 +51,11 @@ def answered(status: int, payload, headers=()) -> http.Response:
 
 def test_usage_is_read_from_a_json_answer_and_not_from_other_bodies():
     c = call()
-    c.read_answer(answered(200, ANSWER))
-    assert c.usage.as_dict() == {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5}
+    c.read_answer(ANSWER, 200)
+    assert (c.usage.input_tokens, c.usage.output_tokens, c.usage.total_tokens) == (3, 2, 5)
     other = call()
-    other.read_answer(
-        tutils.tresp(content=b"not json", headers=http.Headers(content_type="text/plain"))
-    )
-    other.read_answer(None)
+    other.read_answer(json_payload(b"not json"), 200)
+    other.read_answer(None, 502)
     assert other.usage is None
 
 
@@ -73,8 +72,8 @@ def test_a_refusing_upstream_cools_the_key_it_refused():
 def test_finish_writes_one_line_a_comment_and_leaves_labels_not_keys():
     c = call()
     flow = tflow.tflow(resp=answered(200, ANSWER))
-    flow.request.headers["authorization"] = "Bearer real-secret-1"
-    c.read_answer(flow.response)
+    flow.request.headers["authorization"] = "[calo: default#1]"
+    c.read_answer(ANSWER, 200)
     c.retries.append("503 via default#2")
     log = Log()
     c.finish(flow, 200, None, log)

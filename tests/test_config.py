@@ -84,10 +84,42 @@ def test_overrides_take_route_config_objects_in_order():
     assert [glob for glob, _ in s.model_routes] == ["gpt-4*", "*"]
     first, second = (route for _, route in s.model_routes)
     assert first.url == "https://api.openai.com" and first.api_keys == ("ok",)
-    assert second.auth == "none"
+    assert second.auth.kind == "none"
 
 
 # ---------------------------------------------------------------- .env
+
+
+def test_dotenv_quotes_comments_and_multiline_values(tmp_path):
+    """Issue 16.4: `A="quoted" # note` is `quoted`; a quoted value may span lines."""
+    (tmp_path / ".env").write_text('A="quoted" # note\nB="line one\nline two"\nC=plain # note\n')
+    env = environment(tmp_path)
+    assert (env["A"], env["B"], env["C"]) == ("quoted", "line one\nline two", "plain")
+
+
+def test_errors_about_secrets_name_the_place_never_the_value(tmp_path):
+    """Issue 10.5: a bad api_keys list is refused without echoing any key."""
+    message = error_of(tmp_path, 'api_keys: ["AIzaRealKeyOne", 12345, "AIzaRealKeyTwo"]\n')
+    assert "api_keys[1]" in message and "AIza" not in message and "12345" not in message
+    text = 'api_keys: [k]\nmodel_routes:\n  "g-*": {url: "https://x", api_keys: {a: "sk-route"}}\n'
+    message = error_of(tmp_path, text)
+    assert "g-*" in message and "sk-route" not in message
+    message = error_of(None, env={**KEYS, "GEMINI_CALO_PROXY_AWS_CREDENTIALS": "AKID:, x"})
+    assert "PROXY_AWS_CREDENTIALS" in message and "AKID" not in message
+
+
+def test_route_api_and_model(tmp_path):
+    text = """
+api_keys: [k]
+model_routes:
+  "claude-*": {url: "https://generativelanguage.googleapis.com", api_keys: [g], model: gemini-2.5-pro}
+  "local-*": {url: "http://127.0.0.1:11434", api: openai, api_keys: [x]}
+"""
+    routes = dict(load_settings(yaml_file(tmp_path, text), {}).model_routes)
+    assert routes["claude-*"].model == "gemini-2.5-pro" and routes["claude-*"].api is None
+    assert routes["local-*"].api == "openai"
+    message = error_of(tmp_path, text.replace("api: openai", "api: cobol"))
+    assert "'cobol'" in message and "local-*" in message
 
 
 def test_dotenv_is_read_from_cwd_and_never_overrides_set_vars(tmp_path, monkeypatch):
@@ -225,7 +257,7 @@ def route_yaml(auth: str) -> str:
 
 def test_module_callable_auth_is_imported(tmp_path):
     s = load_settings(yaml_file(tmp_path, route_yaml("os.path:join")), {})
-    assert s.model_routes[0][1].auth is os.path.join
+    assert s.model_routes[0][1].auth.provider is os.path.join
 
 
 def test_unimportable_auth_provider_is_named(tmp_path):

@@ -11,7 +11,10 @@ from hypothesis import strategies as st
 from mitmproxy.test import tutils
 
 from calo_addon import dialects
-from calo_addon.dialects import Operation, Refusal, gemini, openai, recognise
+from calo_addon.dialects import GEMINI as gemini
+from calo_addon.dialects import OPENAI as openai
+from calo_addon.dialects import Operation, Refusal, recognise
+from calo_addon.dialects.bedrock import BEDROCK
 
 CALLS = [
     "generateContent",
@@ -26,7 +29,7 @@ CALLS = [
 @pytest.mark.parametrize("call", CALLS)
 def test_gemini_calls(version, call):
     op = recognise("POST", f"/{version}/models/gemini-2.5-flash:{call}", None)
-    assert op.dialect is gemini and op.name == call and op.version == version
+    assert op.dialect is gemini and op.name == call
     assert op.path_model == "gemini-2.5-flash" and op.needs_body
     assert op.path_streams is (call == "streamGenerateContent")
     assert op.conversation is (call in ("generateContent", "streamGenerateContent"))
@@ -150,12 +153,12 @@ def test_openai_set_model_rewrites_the_body():
 )
 def test_openai_upstream_path(path, google, expected):
     op = recognise("POST", "/v1/chat/completions", None)
-    assert openai.upstream_path(op, path, google) == expected
+    assert openai.upstream_path(op, path, gemini if google else openai) == expected
 
 
 def test_gemini_upstream_path_is_unchanged():
     op = recognise("POST", "/v1/models/m:generateContent", None)
-    assert gemini.upstream_path(op, "/v1/models/m:generateContent", True) == (
+    assert gemini.upstream_path(op, "/v1/models/m:generateContent", gemini) == (
         "/v1/models/m:generateContent"
     )
 
@@ -190,17 +193,54 @@ def test_openai_error_shape():
 
 
 def test_usage():
-    gemini_usage = gemini.usage(
-        {"usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 5, "totalTokenCount": 8}}
-    )
-    assert gemini_usage.as_dict() == {"input_tokens": 3, "output_tokens": 5, "total_tokens": 8}
-    openai_usage = openai.usage(
-        {"usage": {"prompt_tokens": 2, "completion_tokens": 7, "total_tokens": 9}}
-    )
-    assert openai_usage.as_dict() == {"input_tokens": 2, "output_tokens": 7, "total_tokens": 9}
-    assert gemini.usage({"candidates": []}) is None and gemini.usage([1]) is None
-    assert openai.usage({"usage": "lots"}) is None and openai.usage(None) is None
-    assert openai.usage({"usage": {"prompt_tokens": True}}).input_tokens is None
+    meta = {"promptTokenCount": 3, "candidatesTokenCount": 5, "thoughtsTokenCount": 2}
+    gemini_usage = gemini.usage(None, {"usageMetadata": {**meta, "cachedContentTokenCount": 1}})
+    assert (gemini_usage.input_tokens, gemini_usage.output_tokens) == (3, 7)  # thoughts count
+    assert (gemini_usage.cached_input_tokens, gemini_usage.reasoning_tokens) == (1, 2)
+    data = {
+        "prompt_tokens": 2,
+        "completion_tokens": 7,
+        "total_tokens": 9,
+        "prompt_tokens_details": {"cached_tokens": 1},
+        "completion_tokens_details": {"reasoning_tokens": 4},
+    }
+    openai_usage = openai.usage(None, {"usage": data})
+    assert (openai_usage.input_tokens, openai_usage.output_tokens) == (2, 7)
+    assert (openai_usage.cached_input_tokens, openai_usage.reasoning_tokens) == (1, 4)
+    assert openai_usage.total_tokens == 9
+    assert gemini.usage(None, {"candidates": []}) is None and gemini.usage(None, [1]) is None
+    assert openai.usage(None, {"usage": "lots"}) is None and openai.usage(None, None) is None
+    assert openai.usage(None, {"usage": {"prompt_tokens": True}}).input_tokens is None
+
+
+def test_turn_identity_counts_every_part_not_only_text():
+    """Issue 10.15: two turns with the same text and different images are different turns."""
+
+    def image(data):
+        return {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{data}"}}
+
+    text = {"type": "text", "text": "what is this?"}
+    one = {"role": "user", "content": [text, image("AAAA")]}
+    other = {"role": "user", "content": [text, image("BBBB")]}
+    assert openai.canonical(one) != openai.canonical(other)
+    assert openai.canonical(one) == openai.canonical(json.loads(json.dumps(one)))
+    gemini_one = {"role": "user", "parts": [{"text": "x"}, {"inlineData": {"data": "AAAA"}}]}
+    gemini_other = {"role": "user", "parts": [{"text": "x"}, {"inlineData": {"data": "BBBB"}}]}
+    assert gemini.canonical(gemini_one) != gemini.canonical(gemini_other)
+    block = {"type": "image", "source": {"type": "base64", "data": "AAAA"}}
+    converse_one = {"role": "user", "content": [{"text": "x"}, block]}
+    converse_other = {
+        "role": "user",
+        "content": [{"text": "x"}, {**block, "source": {"data": "B"}}],
+    }
+    assert BEDROCK.canonical(converse_one) != BEDROCK.canonical(converse_other)
+
+
+def test_a_malformed_tool_calls_field_is_no_crash():
+    """Issue 10.14: `"tool_calls": 5` in a message is the client's problem, not an exception."""
+    message = {"role": "assistant", "content": "hi", "tool_calls": 5}
+    assert openai.canonical(message) == ("assistant", "hi", ())
+    assert openai.is_boundary(message) is False
 
 
 def test_error_shape_for_unrecognised_paths():

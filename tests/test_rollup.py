@@ -7,7 +7,10 @@ import copy
 
 import pytest
 
-from calo_addon.dialects import bedrock, gemini, openai, recognise
+from calo_addon.dialects import BEDROCK as bedrock
+from calo_addon.dialects import GEMINI as gemini
+from calo_addon.dialects import OPENAI as openai
+from calo_addon.dialects import recognise
 from calo_addon.rollup import Rollup
 from calo_addon.settings import RollupSettings
 

@@ -1,13 +1,33 @@
-"""The API dialects, in the order recognition asks them."""
+"""The API dialects, in the order recognition asks them, and what is known across them."""
 
 from __future__ import annotations
 
-from . import bedrock, gemini, openai
-from .base import Dialect, Operation, Refusal, Usage
+from .anthropic import ANTHROPIC
+from .base import Dialect, Operation, Refusal
+from .bedrock import BEDROCK
+from .gemini import GEMINI
+from .openai import OPENAI
+from .responses import RESPONSES
 
-DIALECTS: tuple[Dialect, ...] = (gemini, openai, bedrock)  # type: ignore[assignment]
+# Anthropic and Responses paths (/v1/messages, /v1/responses) are asked before OpenAI's /v1/.
+DIALECTS: tuple[Dialect, ...] = (GEMINI, ANTHROPIC, RESPONSES, OPENAI, BEDROCK)
+BY_NAME: dict[str, Dialect] = {d.name: d for d in DIALECTS}
 
-__all__ = ["DIALECTS", "Dialect", "Operation", "Refusal", "Usage", "dialect_for_path", "recognise"]
+__all__ = [
+    "ANTHROPIC",
+    "BEDROCK",
+    "BY_NAME",
+    "DIALECTS",
+    "GEMINI",
+    "OPENAI",
+    "RESPONSES",
+    "Dialect",
+    "Operation",
+    "Refusal",
+    "api_host",
+    "dialect_for_path",
+    "recognise",
+]
 
 
 def recognise(method: str, path: str, key_source: str | None) -> Operation | None:
@@ -24,4 +44,12 @@ def dialect_for_path(path: str) -> Dialect:
     for dialect in DIALECTS:
         if dialect.claims_path(path):
             return dialect
-    return gemini  # type: ignore[return-value]
+    return GEMINI
+
+
+def api_host(host: str) -> Dialect | None:
+    """The dialect whose public API host this is (explicit proxy mode), if any."""
+    for dialect in DIALECTS:
+        if dialect.owns_host(host):
+            return dialect
+    return None

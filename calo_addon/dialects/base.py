@@ -1,19 +1,26 @@
 """What every API dialect provides, and the per-request facts recognition produces.
 
-A dialect is one module that knows one wire format: which paths are its own, where the model
-lives, whether a request streams, how its errors and usage look. Features ask the dialect;
-they never branch on the API themselves.
+A dialect is one object that knows one wire format: which paths and hosts are its own, where
+the model lives, whether a request streams, how its errors, usage and conversations look, and
+which codec translates it. Features ask the dialect; they never branch on the API themselves.
+Each API is one subclass of `Dialect`, with one instance (dialects/__init__.py lists them).
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+import orjson
 from mitmproxy import http
+
+from ..translate.neutral import Usage
+
+if TYPE_CHECKING:
+    from ..translate.base import Codec
 
 
 class Refusal(Exception):
@@ -33,21 +40,7 @@ class Refusal(Exception):
         self.headers = headers or {}
 
 
-Turn = tuple[str, str, tuple[str, ...]]  # (role, text, tool ids): what identifies a turn
-
-
-@dataclass(frozen=True)
-class Usage:
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    total_tokens: int | None = None
-
-    def as_dict(self) -> dict[str, int | None]:
-        return {
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "total_tokens": self.total_tokens,
-        }
+Turn = tuple[str, str, tuple[str, ...]]  # (role, text, tool ids and digests): a turn's identity
 
 
 @dataclass(frozen=True)
@@ -59,40 +52,106 @@ class Operation:
     path_model: str | None = None  # decoded model id from the path, None when it lives in the body
     needs_body: bool = False  # a JSON body the proxy must read (model, stream flag, rollup)
     path_streams: bool = False  # the path alone says the response streams
-    version: str = ""  # API version segment, e.g. v1beta
-    conversation: bool = False  # carries messages the rollup may touch
+    conversation: bool = False  # carries messages: the rollup and translation work on it
+    counts_tokens: bool = False  # a token-count call (translated to the upstream's own count)
 
 
-class Dialect(Protocol):
-    name: str
-    default_auth: str  # how the global api_keys are sent to the default upstream
+class Dialect:
+    """One API's wire format. Defaults fit an API call without a conversation."""
+
+    name: str = ""
+    hosts: tuple[str, ...] = ()  # the API's public hosts (explicit proxy mode claims them)
+    default_auth: str = "bearer"  # how keys are sent to this API's upstreams ("auto" auth)
     # keys of a turn that is only a role and a text, whose canonical form is (role, text, ()):
     # lets the rollup compare many such turns in C; None when the dialect has no such shape
-    plain_turn: tuple[str, str] | None
+    plain_turn: tuple[str, str] | None = None
 
-    def recognise(self, method: str, path: str, key_source: str | None) -> Operation | None: ...
+    # ------------------------------------------------------------ recognition
 
-    def model(self, op: Operation, body: Any) -> str | None: ...
-
-    def set_model(self, op: Operation, request: http.Request, body: Any, model: str) -> bool:
-        """Rewrite the model; True when the JSON body changed."""
-        ...
-
-    def streams(self, op: Operation, request: http.Request, body: Any) -> bool: ...
-
-    def upstream_path(self, op: Operation, path: str, upstream_is_google: bool) -> str: ...
-
-    def default_url(self, region: str) -> str | None:
-        """Where an unrouted call goes; None for the configured base_url."""
-        ...
-
-    def error(self, status: int, message: str, code: str | None = None) -> http.Response: ...
-
-    def usage(self, payload: Any) -> Usage | None: ...
+    def recognise(self, method: str, path: str, key_source: str | None) -> Operation | None:
+        return None
 
     def claims_path(self, path: str) -> bool:
         """Whether an unrecognised path looks like this API's (to pick the 404's shape)."""
-        ...
+        return False
+
+    def owns_host(self, host: str) -> bool:
+        return host in self.hosts
+
+    # ------------------------------------------------------------ request
+
+    def model(self, op: Operation, body: Any) -> str | None:
+        return op.path_model
+
+    def set_model(self, op: Operation, request: http.Request, body: Any, model: str) -> bool:
+        """Rewrite the model where this API keeps it; True when the JSON body changed."""
+        return False
+
+    def streams(self, op: Operation, request: http.Request, body: Any) -> bool:
+        return op.path_streams
+
+    def upstream_path(self, op: Operation, path: str, upstream: Dialect) -> str:
+        """The path a passthrough call takes on an upstream speaking `upstream`'s layer."""
+        return path
+
+    def default_url(self, region: str) -> str | None:
+        """Where an unrouted call goes; None for the configured base_url."""
+        return None
+
+    # ------------------------------------------------------------ answers
+
+    def error(self, status: int, message: str, code: str | None = None) -> http.Response:
+        raise NotImplementedError
+
+    def usage(self, event_type: str | None, payload: Any) -> Usage | None:
+        """Token usage in a whole answer or one stream event, where it carries some."""
+        return None
+
+    def finished(self, event_type: str | None, payload: Any) -> bool:
+        """Whether this stream event is the protocol's last (the answer is complete)."""
+        return False
+
+    def error_message(self, payload: Any) -> str | None:
+        """The human text of an error body in this API's shape."""
+        return None
+
+    # ------------------------------------------------------------ conversation (rollup)
+
+    def turns(self, op: Operation, body: Any) -> list | None:
+        """The conversation's turns (without system ones), or None: no rollup."""
+        return None
+
+    def canonical(self, message: Any) -> Turn:
+        return ("?", repr(message), ())
+
+    def is_boundary(self, message: Any) -> bool:
+        """An assistant turn with no pending tool call: where a remembered conversation ends."""
+        return False
+
+    def inject(self, op: Operation, body: Any, remaining: list, context: str) -> None:
+        """Replace the turns with `remaining` and put `context` in the system prompt."""
+        raise NotImplementedError
+
+    def reply(self, op: Operation, payload: Any) -> Any:
+        """The assistant's turn in a whole answer, in this API's message shape."""
+        return None
+
+    # ------------------------------------------------------------ translation
+
+    def codec(self, op: Operation | None = None, model: str | None = None) -> Codec | None:
+        """The translation codec for conversations in this API (None: not translatable)."""
+        return None
+
+    def upstream_for(self, client: Dialect, model: str, streaming: bool) -> tuple[Codec, str]:
+        """For a conversation translated from `client` to this API: the codec that writes the
+        request and reads the answer, and the path (with query) it goes to."""
+        codec = self.codec(None, model)
+        if codec is None:
+            raise Refusal(400, f"calls cannot be translated to {self.name}")
+        return codec, self.translated_path(model, streaming)
+
+    def translated_path(self, model: str, streaming: bool) -> str:
+        raise NotImplementedError
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
@@ -117,11 +176,35 @@ def json_response(
     status: int, payload: Any, headers: dict[str, str] | None = None
 ) -> http.Response:
     return http.Response.make(
-        status,
-        json.dumps(payload).encode(),
-        {"content-type": "application/json", **(headers or {})},
+        status, orjson.dumps(payload), {"content-type": "application/json", **(headers or {})}
     )
 
 
 def int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def digest(value: Any) -> str:
+    """A stable short fingerprint of a JSON value (an image, a file): turn identity beyond text,
+    the same in every process (shared state) and never the content itself."""
+    try:
+        data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        data = repr(value).encode()
+    return "#" + hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+def text_of(content: Any, text_key: str = "text") -> tuple[str, list[str]]:
+    """(the text of a content value, digests of its non-text parts): a string, or a list of
+    parts where text parts carry `text_key`. Every non-text part counts for identity."""
+    if isinstance(content, str):
+        return content, []
+    texts, others = [], []
+    for part in content if isinstance(content, list) else []:
+        if isinstance(part, dict) and isinstance(part.get(text_key), str) and len(part) <= 2:
+            texts.append(part[text_key])
+        elif isinstance(part, dict) and part.get("type") in ("text", "input_text", "output_text"):
+            texts.append(str(part.get(text_key, "")))
+        else:
+            others.append(digest(part))
+    return "".join(texts), others

@@ -10,19 +10,15 @@ from which boto3 raises a ClientError with that code. Usage: Converse `usage`, A
 from __future__ import annotations
 
 import base64
-import json
 import re
-import sys
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 from mitmproxy import http
 
-from .base import Operation, Turn, Usage, decode_model, int_or_none, json_response
-
-name = "bedrock"
-default_auth = "bedrock-passthrough"
-plain_turn = ("role", "content")  # Anthropic invoke, string content
+from ..translate.neutral import Usage
+from .base import Dialect, Operation, Turn, decode_model, int_or_none, json_response, text_of
 
 _PATH = re.compile(
     r"^/model/([^/]+)/(invoke|invoke-with-response-stream|converse|converse-stream)$"
@@ -42,168 +38,208 @@ _ERROR_TYPES = {
     503: "ServiceUnavailableException",
     504: "ModelTimeoutException",
 }
-EVENTSTREAM = "application/vnd.amazon.eventstream"
+_HOST = re.compile(r"^bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com$")
 
 
-def recognise(method: str, path: str, key_source: str | None) -> Operation | None:
-    m = _PATH.match(path)
-    if method != "POST" or not m:
-        return None
-    segment, call = m.groups()
-    return Operation(
-        dialect=sys.modules[__name__],
-        name=call,
-        path_model=decode_model(segment, allow_slash=True),
-        needs_body=True,
-        path_streams=call in _STREAMING,
-        conversation=True,
-    )
+def region_from_host(host: str) -> str | None:
+    match = _HOST.match(host)
+    return match.group(1) if match else None
 
 
-def model(op: Operation, body: Any) -> str | None:
-    return op.path_model
+def quote_model_id(model: str) -> str:
+    """As botocore encodes a non-greedy label, so SigV4's canonical path matches AWS's."""
+    return quote(model, safe="-_.~")
 
 
-def set_model(op: Operation, request: http.Request, body: Any, new_model: str) -> bool:
-    _, sep, query = request.path.partition("?")
-    # encode as botocore does for a non-greedy label, so SigV4's canonical path matches AWS's
-    request.path = f"/model/{quote(new_model, safe='-_.~')}/{op.name}{sep}{query}"
-    return False
+def is_anthropic_model(model: str | None) -> bool:
+    """Bedrock model ids (and ARNs, inference profiles) of Anthropic's models."""
+    return bool(model) and ("anthropic." in model or "claude" in model.lower())
 
 
-def streams(op: Operation, request: http.Request, body: Any) -> bool:
-    return op.path_streams
-
-
-def upstream_path(op: Operation, path: str, upstream_is_google: bool) -> str:
-    return path
-
-
-def default_url(region: str) -> str:
-    return f"https://bedrock-runtime.{region}.amazonaws.com"
-
-
-def error(status: int, message: str, code: str | None = None) -> http.Response:
-    kind = code or _ERROR_TYPES.get(status, "InternalServerException")
-    return json_response(status, {"message": message}, {"x-amzn-ErrorType": kind})
-
-
-def usage(payload: Any) -> Usage | None:
-    if not isinstance(payload, dict):
-        return None
-    if isinstance(payload.get("bytes"), str):  # invoke-with-response-stream wraps each chunk
+def unwrap_chunk(payload: Any) -> Any:
+    """invoke-with-response-stream wraps each Anthropic event as {"bytes": base64(JSON)}."""
+    if isinstance(payload, dict) and isinstance(payload.get("bytes"), str):
         try:
-            payload = json.loads(base64.b64decode(payload["bytes"]))
+            return orjson.loads(base64.b64decode(payload["bytes"]))
         except ValueError:
             return None
-        return usage(payload)
-    if payload.get("type") == "message_start" and isinstance(payload.get("message"), dict):
-        payload = payload["message"]  # Anthropic's first stream event carries input tokens
-    metrics = payload.get("amazon-bedrock-invocationMetrics")
-    if isinstance(metrics, dict):
-        return Usage(
-            int_or_none(metrics.get("inputTokenCount")),
-            int_or_none(metrics.get("outputTokenCount")),
+    return payload
+
+
+class Bedrock(Dialect):
+    name = "bedrock"
+    default_auth = "bedrock-passthrough"
+    plain_turn = ("role", "content")  # Anthropic invoke, string content
+
+    def owns_host(self, host: str) -> bool:
+        return _HOST.match(host) is not None
+
+    def recognise(self, method: str, path: str, key_source: str | None) -> Operation | None:
+        m = _PATH.match(path)
+        if method != "POST" or not m:
+            return None
+        segment, call = m.groups()
+        return Operation(
+            dialect=self,
+            name=call,
+            path_model=decode_model(segment, allow_slash=True),
+            needs_body=True,
+            path_streams=call in _STREAMING,
+            conversation=True,
         )
-    data = payload.get("usage")
-    if isinstance(payload.get("metadata"), dict):  # converse-stream's metadata event
-        data = payload["metadata"].get("usage")
-    if not isinstance(data, dict):
-        return None
-    if "inputTokens" in data:  # Converse
-        return Usage(
-            int_or_none(data.get("inputTokens")),
-            int_or_none(data.get("outputTokens")),
-            int_or_none(data.get("totalTokens")),
-        )
-    if "input_tokens" in data or "output_tokens" in data:  # Anthropic
-        return Usage(int_or_none(data.get("input_tokens")), int_or_none(data.get("output_tokens")))
-    return None
 
+    def claims_path(self, path: str) -> bool:
+        return path.startswith("/model/")
 
-def claims_path(path: str) -> bool:
-    return path.startswith("/model/")
-
-
-# ---------------------------------------------------------------- conversation (rollup)
-
-
-def turns(op: Operation, body: Any) -> list | None:
-    messages = body.get("messages") if isinstance(body, dict) else None
-    return messages if isinstance(messages, list) else None
-
-
-def _blocks(message: dict) -> list:
-    content = message.get("content")
-    if isinstance(content, str):
-        return [{"text": content}]
-    return [b for b in content or [] if isinstance(b, dict)]
-
-
-def canonical(message: Any) -> Turn:
-    if not isinstance(message, dict):
-        return ("?", repr(message), ())
-    text, tools = [], []
-    for block in _blocks(message):
-        text.append(block.get("text", "") if isinstance(block.get("text"), str) else "")
-        if block.get("type") in ("tool_use", "tool_result"):
-            tools.append(block.get("id") or block.get("tool_use_id") or "")
-        for kind in ("toolUse", "toolResult"):
-            if isinstance(block.get(kind), dict):
-                tools.append(block[kind].get("toolUseId", ""))
-    return (message.get("role") or "", "".join(text), tuple(tools))
-
-
-def is_boundary(message: Any) -> bool:
-    if not isinstance(message, dict) or message.get("role") != "assistant":
+    def set_model(self, op: Operation, request: http.Request, body: Any, model: str) -> bool:
+        _, sep, query = request.path.partition("?")
+        request.path = f"/model/{quote_model_id(model)}/{op.name}{sep}{query}"
         return False
-    return not any(b.get("type") == "tool_use" or "toolUse" in b for b in _blocks(message))
 
+    def default_url(self, region: str) -> str:
+        return f"https://bedrock-runtime.{region}.amazonaws.com"
 
-def _string_system(op: Operation, body: dict) -> bool:
-    """Anthropic's InvokeModel body takes `system` as a string; Converse and Nova as [{text}]."""
-    return op.name.startswith("invoke") and "anthropic_version" in body
+    def error(self, status: int, message: str, code: str | None = None) -> http.Response:
+        kind = code or _ERROR_TYPES.get(status, "InternalServerException")
+        return json_response(status, {"message": message}, {"x-amzn-ErrorType": kind})
 
-
-def inject(op: Operation, body: Any, remaining: list, context: str) -> None:
-    body["messages"] = remaining
-    existing = body.get("system")
-    if _string_system(op, body):
-        body["system"] = (
-            f"{context}\n\n{existing}" if isinstance(existing, str) and existing else context
-        )
-    else:
-        body["system"] = [{"text": context}, *(existing if isinstance(existing, list) else [])]
-
-
-def reply(op: Operation, payload: Any) -> dict | None:
-    if not isinstance(payload, dict):
+    def usage(self, event_type: str | None, payload: Any) -> Usage | None:
+        payload = unwrap_chunk(payload)
+        if not isinstance(payload, dict):
+            return None
+        if payload.get("type") == "message_start" and isinstance(payload.get("message"), dict):
+            payload = payload["message"]  # Anthropic's first stream event carries input tokens
+        metrics = payload.get("amazon-bedrock-invocationMetrics")
+        if isinstance(metrics, dict):
+            return Usage(
+                int_or_none(metrics.get("inputTokenCount")),
+                int_or_none(metrics.get("outputTokenCount")),
+            )
+        data = payload.get("usage")
+        if isinstance(payload.get("metadata"), dict):  # a metadata event wrapped by its type
+            data = payload["metadata"].get("usage")
+        if not isinstance(data, dict):
+            return None
+        if "inputTokens" in data:  # Converse: input excludes cache reads and writes
+            read = int_or_none(data.get("cacheReadInputTokens"))
+            written = int_or_none(data.get("cacheWriteInputTokens"))
+            return Usage(
+                _plus(int_or_none(data.get("inputTokens")), read, written),
+                int_or_none(data.get("outputTokens")),
+                cached_input_tokens=read,
+                cache_write_tokens=written,
+            )
+        if "input_tokens" in data or "output_tokens" in data:  # Anthropic
+            read = int_or_none(data.get("cache_read_input_tokens"))
+            written = int_or_none(data.get("cache_creation_input_tokens"))
+            return Usage(
+                _plus(int_or_none(data.get("input_tokens")), read, written),
+                int_or_none(data.get("output_tokens")),
+                cached_input_tokens=read,
+                cache_write_tokens=written,
+            )
         return None
-    if isinstance(payload.get("output"), dict):  # Converse
-        message = payload["output"].get("message")
-        return message if isinstance(message, dict) else None
-    if isinstance(payload.get("content"), list):  # Anthropic InvokeModel
-        return {"role": "assistant", "content": payload["content"]}
-    return None
 
+    def finished(self, event_type: str | None, payload: Any) -> bool:
+        if event_type == "metadata":
+            return True
+        inner = unwrap_chunk(payload)
+        return isinstance(inner, dict) and inner.get("type") == "message_stop"
 
-def reply_from_events(op: Operation, events: list) -> dict | None:
-    text, tool = [], False
-    for event in events:
-        if isinstance(event, dict) and isinstance(event.get("bytes"), str):
-            try:
-                event = json.loads(base64.b64decode(event["bytes"]))
-            except ValueError:
+    def error_message(self, payload: Any) -> str | None:
+        if isinstance(payload, dict):
+            message = payload.get("message", payload.get("Message"))
+            return str(message) if message is not None else None
+        return None
+
+    # ------------------------------------------------------------ conversation
+
+    def turns(self, op: Operation, body: Any) -> list | None:
+        messages = body.get("messages") if isinstance(body, dict) else None
+        return messages if isinstance(messages, list) else None
+
+    def canonical(self, message: Any) -> Turn:
+        if not isinstance(message, dict):
+            return ("?", repr(message), ())
+        content = message.get("content")
+        if isinstance(content, str):
+            return (message.get("role") or "", content, ())
+        texts, tools = [], []
+        for block in content if isinstance(content, list) else []:
+            if not isinstance(block, dict):
                 continue
-        if not isinstance(event, dict):
-            continue
-        delta = event.get("delta")
-        if isinstance(delta, dict):
-            text.append(delta.get("text") or "")
-            tool = tool or "toolUse" in delta or delta.get("type") == "input_json_delta"
-        start = event.get("start") or event.get("content_block") or {}
-        tool = tool or "toolUse" in start or start.get("type") == "tool_use"
-    if not text and not tool:
+            if block.get("type") in ("tool_use", "tool_result"):
+                tools.append(str(block.get("id") or block.get("tool_use_id") or ""))
+            elif isinstance(block.get("toolUse"), dict) or isinstance(
+                block.get("toolResult"), dict
+            ):
+                tool = block.get("toolUse") or block.get("toolResult")
+                tools.append(str(tool.get("toolUseId", "")))
+            else:
+                text, others = text_of([block])
+                texts.append(text)
+                tools += others
+        return (message.get("role") or "", "".join(texts), tuple(tools))
+
+    def is_boundary(self, message: Any) -> bool:
+        if not isinstance(message, dict) or message.get("role") != "assistant":
+            return False
+        content = message.get("content")
+        blocks = content if isinstance(content, list) else []
+        return not any(
+            isinstance(b, dict) and (b.get("type") == "tool_use" or "toolUse" in b) for b in blocks
+        )
+
+    def inject(self, op: Operation, body: Any, remaining: list, context: str) -> None:
+        body["messages"] = remaining
+        existing = body.get("system")
+        if op.name.startswith("invoke") and "anthropic_version" in body:  # a string `system`
+            body["system"] = (
+                f"{context}\n\n{existing}" if isinstance(existing, str) and existing else context
+            )
+        else:  # Converse and Nova take [{text}]
+            body["system"] = [{"text": context}, *(existing if isinstance(existing, list) else [])]
+
+    def reply(self, op: Operation, payload: Any) -> dict | None:
+        if not isinstance(payload, dict):
+            return None
+        if isinstance(payload.get("output"), dict):  # Converse
+            message = payload["output"].get("message")
+            return message if isinstance(message, dict) else None
+        if isinstance(payload.get("content"), list):  # Anthropic InvokeModel
+            return {"role": "assistant", "content": payload["content"]}
         return None
-    content = [{"type": "tool_use"}] if tool else []
-    return {"role": "assistant", "content": [{"type": "text", "text": "".join(text)}, *content]}
+
+    # ------------------------------------------------------------ translation
+
+    def codec(self, op: Operation | None = None, model: str | None = None):
+        """Converse for Converse calls and for every model a translated call reaches through
+        Converse; InvokeModel's Anthropic body for Anthropic models called by invoke."""
+        from ..translate import anthropic, converse
+
+        if op is not None and op.name.startswith("invoke"):
+            return anthropic.BEDROCK_CODEC if is_anthropic_model(op.path_model) else None
+        return converse.CODEC
+
+    def upstream_for(self, client: Dialect, model: str, streaming: bool):
+        """Anthropic clients reach Anthropic models through InvokeModel (Bedrock takes the
+        Messages body there, nothing lost); everything else through Converse."""
+        from ..translate import anthropic
+
+        if client.name == "anthropic" and is_anthropic_model(model):
+            operation = "invoke-with-response-stream" if streaming else "invoke"
+            return anthropic.BEDROCK_CODEC, f"/model/{quote_model_id(model)}/{operation}"
+        return super().upstream_for(client, model, streaming)
+
+    def translated_path(self, model: str, streaming: bool) -> str:
+        operation = "converse-stream" if streaming else "converse"
+        return f"/model/{quote_model_id(model)}/{operation}"
+
+
+def _plus(base: int | None, *parts: int | None) -> int | None:
+    if base is None:
+        return None
+    return base + sum(p or 0 for p in parts)
+
+
+BEDROCK = Bedrock()

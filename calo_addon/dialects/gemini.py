@@ -9,17 +9,15 @@ Errors: {"error": {"code", "message", "status"}}. Usage: `usageMetadata`.
 from __future__ import annotations
 
 import re
-import sys
 from typing import Any
 from urllib.parse import quote
 
 from mitmproxy import http
 
-from .base import Operation, Turn, Usage, decode_model, int_or_none, json_response
+from ..translate.neutral import Usage
+from .base import Dialect, Operation, Turn, decode_model, digest, int_or_none, json_response
 
-name = "gemini"
-default_auth = "x-goog-api-key"
-plain_turn = None  # parts are always a list
+GOOGLE_HOST = "generativelanguage.googleapis.com"
 
 _METHODS = {
     "generateContent": True,  # value: carries a conversation
@@ -49,155 +47,139 @@ _STATUS = {
 
 # Gemini claims the shared GET /v1/models only when the key came the way Google's SDKs send it.
 GEMINI_KEY_SOURCES = ("x-goog-api-key", "query")
+_FUNCTION_KINDS = ("functionCall", "function_call", "functionResponse", "function_response")
 
 
-def recognise(method: str, path: str, key_source: str | None) -> Operation | None:
-    me = sys.modules[__name__]
-    if method == "POST" and (m := _CALL.match(path)):
-        version, segment, call = m.groups()
-        if call not in _METHODS:
-            return None
-        return Operation(
-            dialect=me,
-            name=call,
-            path_model=decode_model(segment),
-            needs_body=True,
-            path_streams=call == "streamGenerateContent",
-            version=version,
-            conversation=_METHODS[call],
-        )
-    if method == "GET" and (m := _MODELS.match(path)):
-        version, segment = m.groups()
-        if version == "v1" and segment is None and key_source not in GEMINI_KEY_SOURCES:
-            return None  # OpenAI's GET /v1/models
-        return Operation(
-            dialect=me,
-            name="models.get" if segment else "models.list",
-            path_model=decode_model(segment) if segment else None,
-            version=version,
-        )
-    return None
+def quote_model(model: str) -> str:
+    return quote(model, safe="-._~@")
 
 
-def model(op: Operation, body: Any) -> str | None:
-    return op.path_model
+class Gemini(Dialect):
+    name = "gemini"
+    hosts = (GOOGLE_HOST,)
+    default_auth = "x-goog-api-key"
 
-
-def set_model(op: Operation, request: http.Request, body: Any, new_model: str) -> bool:
-    path, sep, query = request.path.partition("?")
-    head, _, tail = path.rpartition("/models/")
-    rest = tail.split(":", 1)
-    suffix = f":{rest[1]}" if len(rest) == 2 else ""
-    request.path = f"{head}/models/{quote(new_model, safe='-._~@')}{suffix}{sep}{query}"
-    return False
-
-
-def streams(op: Operation, request: http.Request, body: Any) -> bool:
-    return op.path_streams
-
-
-def upstream_path(op: Operation, path: str, upstream_is_google: bool) -> str:
-    return path
-
-
-def default_url(region: str) -> str | None:
-    return None  # base_url
-
-
-def error(status: int, message: str, code: str | None = None) -> http.Response:
-    return json_response(
-        status,
-        {"error": {"code": status, "message": message, "status": _STATUS.get(status, "UNKNOWN")}},
-    )
-
-
-def usage(payload: Any) -> Usage | None:
-    meta = payload.get("usageMetadata") if isinstance(payload, dict) else None
-    if not isinstance(meta, dict):
+    def recognise(self, method: str, path: str, key_source: str | None) -> Operation | None:
+        if method == "POST" and (m := _CALL.match(path)):
+            _, segment, call = m.groups()
+            if call not in _METHODS:
+                return None
+            return Operation(
+                dialect=self,
+                name=call,
+                path_model=decode_model(segment),
+                needs_body=True,
+                path_streams=call == "streamGenerateContent",
+                conversation=_METHODS[call],
+                counts_tokens=call == "countTokens",
+            )
+        if method == "GET" and (m := _MODELS.match(path)):
+            version, segment = m.groups()
+            if version == "v1" and segment is None and key_source not in GEMINI_KEY_SOURCES:
+                return None  # OpenAI's GET /v1/models
+            return Operation(
+                dialect=self,
+                name="models.get" if segment else "models.list",
+                path_model=decode_model(segment) if segment else None,
+            )
         return None
-    return Usage(
-        input_tokens=int_or_none(meta.get("promptTokenCount")),
-        output_tokens=int_or_none(meta.get("candidatesTokenCount")),
-        total_tokens=int_or_none(meta.get("totalTokenCount")),
-    )
 
+    def claims_path(self, path: str) -> bool:
+        return path.startswith(("/v1beta/", "/v1/models"))
 
-def claims_path(path: str) -> bool:
-    return path.startswith(("/v1beta/", "/v1/models"))
-
-
-# ---------------------------------------------------------------- conversation (rollup)
-
-
-def turns(op: Operation, body: Any) -> list | None:
-    contents = body.get("contents") if isinstance(body, dict) else None
-    return contents if isinstance(contents, list) and op.conversation else None
-
-
-def canonical(message: Any) -> Turn:
-    if not isinstance(message, dict):
-        return ("?", repr(message), ())
-    text, tools = [], []
-    for part in message.get("parts") or []:
-        if not isinstance(part, dict):
-            continue
-        text.append(part.get("text", ""))
-        for kind in ("functionCall", "function_call", "functionResponse", "function_response"):
-            if isinstance(part.get(kind), dict):
-                tools.append(f"{kind}:{part[kind].get('name', '')}")
-    return (message.get("role") or "user", "".join(text), tuple(tools))
-
-
-def is_boundary(message: Any) -> bool:
-    if not isinstance(message, dict) or message.get("role") != "model":
+    def set_model(self, op: Operation, request: http.Request, body: Any, model: str) -> bool:
+        path, sep, query = request.path.partition("?")
+        head, _, tail = path.rpartition("/models/")
+        rest = tail.split(":", 1)
+        suffix = f":{rest[1]}" if len(rest) == 2 else ""
+        request.path = f"{head}/models/{quote_model(model)}{suffix}{sep}{query}"
         return False
-    parts = message.get("parts") or []
-    return not any(
-        isinstance(p, dict) and ("functionCall" in p or "function_call" in p) for p in parts
-    )
+
+    def error(self, status: int, message: str, code: str | None = None) -> http.Response:
+        body = {"code": status, "message": message, "status": _STATUS.get(status, "UNKNOWN")}
+        return json_response(status, {"error": body})
+
+    def usage(self, event_type: str | None, payload: Any) -> Usage | None:
+        meta = payload.get("usageMetadata") if isinstance(payload, dict) else None
+        if not isinstance(meta, dict):
+            return None
+        thoughts = int_or_none(meta.get("thoughtsTokenCount"))
+        candidates = int_or_none(meta.get("candidatesTokenCount"))
+        output = (
+            None if candidates is None and thoughts is None else (candidates or 0) + (thoughts or 0)
+        )
+        return Usage(
+            input_tokens=int_or_none(meta.get("promptTokenCount")),
+            output_tokens=output,
+            cached_input_tokens=int_or_none(meta.get("cachedContentTokenCount")),
+            reasoning_tokens=thoughts,
+        )
+
+    def finished(self, event_type: str | None, payload: Any) -> bool:
+        try:
+            return bool(payload["candidates"][0].get("finishReason"))
+        except (KeyError, IndexError, TypeError, AttributeError):
+            return False
+
+    def error_message(self, payload: Any) -> str | None:
+        error = payload.get("error") if isinstance(payload, dict) else None
+        return str(error.get("message")) if isinstance(error, dict) else None
+
+    # ------------------------------------------------------------ conversation
+
+    def turns(self, op: Operation, body: Any) -> list | None:
+        contents = body.get("contents") if isinstance(body, dict) else None
+        return contents if isinstance(contents, list) and op.conversation else None
+
+    def canonical(self, message: Any) -> Turn:
+        if not isinstance(message, dict):
+            return ("?", repr(message), ())
+        text, tools = [], []
+        for part in message.get("parts") or []:
+            if not isinstance(part, dict):
+                continue
+            if isinstance(part.get("text"), str):
+                text.append(part["text"])
+            kinds = [k for k in _FUNCTION_KINDS if isinstance(part.get(k), dict)]
+            tools += [f"{k}:{part[k].get('name', '')}" for k in kinds]
+            if not kinds and not isinstance(part.get("text"), str):
+                tools.append(digest(part))  # an image, a file: identity beyond text
+        return (message.get("role") or "user", "".join(text), tuple(tools))
+
+    def is_boundary(self, message: Any) -> bool:
+        if not isinstance(message, dict) or message.get("role") != "model":
+            return False
+        parts = message.get("parts") or []
+        return not any(
+            isinstance(p, dict) and ("functionCall" in p or "function_call" in p) for p in parts
+        )
+
+    def inject(self, op: Operation, body: Any, remaining: list, context: str) -> None:
+        body["contents"] = remaining
+        key = "systemInstruction" if "systemInstruction" in body else "system_instruction"
+        existing = body.get(key)
+        if isinstance(existing, dict) and isinstance(existing.get("parts"), list):
+            existing["parts"].insert(0, {"text": context})
+        else:
+            body[key] = {"parts": [{"text": context}]}
+
+    def reply(self, op: Operation, payload: Any) -> dict | None:
+        try:
+            content = payload["candidates"][0]["content"]
+        except (KeyError, IndexError, TypeError):
+            return None
+        return {"role": "model", **content} if isinstance(content, dict) else None
+
+    # ------------------------------------------------------------ translation
+
+    def codec(self, op: Operation | None = None, model: str | None = None):
+        from ..translate import gemini
+
+        return gemini.CODEC
+
+    def translated_path(self, model: str, streaming: bool) -> str:
+        method = "streamGenerateContent?alt=sse" if streaming else "generateContent"
+        return f"/v1beta/models/{quote_model(model)}:{method}"
 
 
-def inject(op: Operation, body: Any, remaining: list, context: str) -> None:
-    body["contents"] = remaining
-    key = "systemInstruction" if "systemInstruction" in body else "system_instruction"
-    existing = body.get(key)
-    if isinstance(existing, dict) and isinstance(existing.get("parts"), list):
-        existing["parts"].insert(0, {"text": context})
-    else:
-        body[key] = {"parts": [{"text": context}]}
-
-
-def reply(op: Operation, payload: Any) -> dict | None:
-    try:
-        content = payload["candidates"][0]["content"]
-    except (KeyError, IndexError, TypeError):
-        return None
-    return {"role": "model", **content} if isinstance(content, dict) else None
-
-
-def reply_from_events(op: Operation, events: list) -> dict | None:
-    parts = []
-    for event in events:
-        message = reply(op, event)
-        parts += message.get("parts") or [] if message else []
-    if not parts:
-        return None
-    text = "".join(p.get("text", "") for p in parts if isinstance(p, dict) and "text" in p)
-    calls = [
-        p for p in parts if isinstance(p, dict) and ("functionCall" in p or "function_call" in p)
-    ]
-    return {"role": "model", "parts": [{"text": text}, *calls]}
-
-
-def summary_request(model: str, prompt: str) -> tuple[str, dict]:
-    """The summariser call, in this dialect (the rollup's summariser speaks Gemini)."""
-    path = f"/v1beta/models/{quote(model, safe='-._~@')}:generateContent"
-    return path, {"contents": [{"role": "user", "parts": [{"text": prompt}]}]}
-
-
-def summary_text(payload: Any) -> str | None:
-    message = reply(None, payload)  # type: ignore[arg-type]
-    if not message:
-        return None
-    text = "".join(p.get("text", "") for p in message.get("parts") or [] if isinstance(p, dict))
-    return text.strip() or None
+GEMINI = Gemini()

@@ -8,17 +8,13 @@ Errors: {"error": {"message", "type", "param", "code"}}. Usage: `usage`.
 from __future__ import annotations
 
 import re
-import sys
 from operator import itemgetter
 from typing import Any
 
 from mitmproxy import http
 
-from .base import Operation, Refusal, Turn, Usage, int_or_none, json_response
-
-name = "openai"
-default_auth = "bearer"
-plain_turn = ("role", "content")
+from ..translate.neutral import Usage
+from .base import Dialect, Operation, Refusal, Turn, int_or_none, json_response, text_of
 
 _PATH = re.compile(r"^/(v1|v1beta/openai)/(chat/completions|embeddings|models)/?$")
 _OPERATIONS = {
@@ -33,60 +29,16 @@ _TYPES = {
     413: ("invalid_request_error", "request_too_large"),
     429: ("rate_limit_error", "rate_limit_exceeded"),
 }
+GOOGLE_LAYER = "/v1beta/openai/"
 
 
-def recognise(method: str, path: str, key_source: str | None) -> Operation | None:
-    m = _PATH.match(path)
-    if not m or (method, m.group(2)) not in _OPERATIONS:
-        return None
-    operation = _OPERATIONS[(method, m.group(2))]
-    return Operation(
-        dialect=sys.modules[__name__],
-        name=operation,
-        needs_body=method == "POST",
-        version=m.group(1),
-        conversation=operation == "chat.completions",
-    )
-
-
-def _body_dict(body: Any) -> dict[str, Any]:
+def body_dict(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise Refusal(400, "request body must be a JSON object")
     return body
 
 
-def model(op: Operation, body: Any) -> str | None:
-    if not op.needs_body:
-        return None
-    value = _body_dict(body).get("model")
-    if value is not None and not isinstance(value, str):
-        raise Refusal(400, "'model' must be a string")
-    return value
-
-
-def set_model(op: Operation, request: http.Request, body: Any, new_model: str) -> bool:
-    _body_dict(body)["model"] = new_model
-    return True
-
-
-def streams(op: Operation, request: http.Request, body: Any) -> bool:
-    return op.needs_body and _body_dict(body).get("stream") is True
-
-
-def upstream_path(op: Operation, path: str, upstream_is_google: bool) -> str:
-    """Google serves this API under /v1beta/openai/; everyone else under /v1/."""
-    if upstream_is_google and path.startswith("/v1/"):
-        return "/v1beta/openai/" + path[len("/v1/") :]
-    if not upstream_is_google and path.startswith("/v1beta/openai/"):
-        return "/v1/" + path[len("/v1beta/openai/") :]
-    return path
-
-
-def default_url(region: str) -> str | None:
-    return None  # base_url
-
-
-def error(status: int, message: str, code: str | None = None) -> http.Response:
+def openai_error(status: int, message: str, code: str | None = None) -> http.Response:
     fallback = ("server_error" if status >= 500 else "invalid_request_error", None)
     kind, default_code = _TYPES.get(status, fallback)
     return json_response(
@@ -95,30 +47,137 @@ def error(status: int, message: str, code: str | None = None) -> http.Response:
     )
 
 
-def usage(payload: Any) -> Usage | None:
-    data = payload.get("usage") if isinstance(payload, dict) else None
+def openai_usage(data: Any) -> Usage | None:
+    """Chat (prompt/completion) and Responses (input/output) usage objects."""
     if not isinstance(data, dict):
         return None
+    prompt = data.get("prompt_tokens", data.get("input_tokens"))
+    completion = data.get("completion_tokens", data.get("output_tokens"))
+    details_in = data.get("prompt_tokens_details") or data.get("input_tokens_details") or {}
+    details_out = data.get("completion_tokens_details") or data.get("output_tokens_details") or {}
     return Usage(
-        input_tokens=int_or_none(data.get("prompt_tokens")),
-        output_tokens=int_or_none(data.get("completion_tokens")),
-        total_tokens=int_or_none(data.get("total_tokens")),
+        input_tokens=int_or_none(prompt),
+        output_tokens=int_or_none(completion),
+        cached_input_tokens=int_or_none(details_in.get("cached_tokens"))
+        if isinstance(details_in, dict)
+        else None,
+        reasoning_tokens=int_or_none(details_out.get("reasoning_tokens"))
+        if isinstance(details_out, dict)
+        else None,
     )
 
 
-def claims_path(path: str) -> bool:
-    return path.startswith(("/v1beta/openai/", "/v1/chat", "/v1/embeddings", "/v1/"))
+class OpenAI(Dialect):
+    name = "openai"
+    hosts = ("api.openai.com",)
+    default_auth = "bearer"
+    plain_turn = ("role", "content")
 
+    def recognise(self, method: str, path: str, key_source: str | None) -> Operation | None:
+        m = _PATH.match(path)
+        if not m or (method, m.group(2)) not in _OPERATIONS:
+            return None
+        operation = _OPERATIONS[(method, m.group(2))]
+        return Operation(
+            dialect=self,
+            name=operation,
+            needs_body=method == "POST",
+            conversation=operation == "chat.completions",
+        )
 
-# ---------------------------------------------------------------- conversation (rollup)
+    def claims_path(self, path: str) -> bool:
+        return path.startswith((GOOGLE_LAYER, "/v1/"))
 
+    def model(self, op: Operation, body: Any) -> str | None:
+        if not op.needs_body:
+            return None
+        value = body_dict(body).get("model")
+        if value is not None and not isinstance(value, str):
+            raise Refusal(400, "'model' must be a string")
+        return value
 
-def turns(op: Operation, body: Any) -> list | None:
-    """The conversation's turns: its messages without the system (and developer) ones."""
-    messages = body.get("messages") if isinstance(body, dict) else None
-    if not isinstance(messages, list):
-        return None
-    return _split_system(messages)[1]
+    def set_model(self, op: Operation, request: http.Request, body: Any, model: str) -> bool:
+        body_dict(body)["model"] = model
+        return True
+
+    def streams(self, op: Operation, request: http.Request, body: Any) -> bool:
+        return op.needs_body and body_dict(body).get("stream") is True
+
+    def upstream_path(self, op: Operation, path: str, upstream: Dialect) -> str:
+        """Google serves this API under /v1beta/openai/ (when the upstream is Gemini's host);
+        everyone else under /v1/."""
+        google = upstream.name == "gemini"
+        if google and path.startswith("/v1/"):
+            return GOOGLE_LAYER + path[len("/v1/") :]
+        if not google and path.startswith(GOOGLE_LAYER):
+            return "/v1/" + path[len(GOOGLE_LAYER) :]
+        return path
+
+    def error(self, status: int, message: str, code: str | None = None) -> http.Response:
+        return openai_error(status, message, code)
+
+    def usage(self, event_type: str | None, payload: Any) -> Usage | None:
+        return openai_usage(payload.get("usage") if isinstance(payload, dict) else None)
+
+    def finished(self, event_type: str | None, payload: Any) -> bool:
+        return payload == "[DONE]"
+
+    def error_message(self, payload: Any) -> str | None:
+        error = payload.get("error") if isinstance(payload, dict) else None
+        return str(error.get("message")) if isinstance(error, dict) else None
+
+    # ------------------------------------------------------------ conversation
+
+    def turns(self, op: Operation, body: Any) -> list | None:
+        """The conversation's turns: its messages without the system (and developer) ones."""
+        messages = body.get("messages") if isinstance(body, dict) else None
+        if not isinstance(messages, list) or not op.conversation:
+            return None
+        return _split_system(messages)[1]
+
+    def canonical(self, message: Any) -> Turn:
+        if not isinstance(message, dict):
+            return ("?", repr(message), ())
+        content = message.get("content")
+        if type(content) is str and "tool_calls" not in message and "tool_call_id" not in message:
+            return (message.get("role") or "", content, ())  # the common case: no copy
+        text, tools = text_of(content)
+        calls = message.get("tool_calls")
+        tools += (
+            [c.get("id", "") for c in calls if isinstance(c, dict)]
+            if isinstance(calls, list)
+            else []
+        )
+        if message.get("tool_call_id"):
+            tools.append(str(message["tool_call_id"]))
+        return (message.get("role") or "", text, tuple(tools))
+
+    def is_boundary(self, message: Any) -> bool:
+        return (
+            isinstance(message, dict)
+            and message.get("role") == "assistant"
+            and not message.get("tool_calls")
+        )
+
+    def inject(self, op: Operation, body: Any, remaining: list, context: str) -> None:
+        system = _split_system(body["messages"])[0]
+        body["messages"] = [*system, {"role": "system", "content": context}, *remaining]
+
+    def reply(self, op: Operation, payload: Any) -> dict | None:
+        try:
+            return payload["choices"][0]["message"]
+        except (KeyError, IndexError, TypeError):
+            return None
+
+    # ------------------------------------------------------------ translation
+
+    def codec(self, op: Operation | None = None, model: str | None = None):
+        from ..translate import chat
+
+        return chat.CODEC
+
+    def translated_path(self, model: str, streaming: bool) -> str:
+        return "/v1/chat/completions"
 
 
 def _split_system(messages: list) -> tuple[list, list]:
@@ -142,52 +201,4 @@ def _is_system(message: Any) -> bool:
     return isinstance(message, dict) and message.get("role") in _SYSTEM_ROLES
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return ""
-
-
-def canonical(message: Any) -> Turn:
-    if not isinstance(message, dict):
-        return ("?", repr(message), ())
-    content = message.get("content")
-    if type(content) is str and "tool_calls" not in message and "tool_call_id" not in message:
-        return (message.get("role") or "", content, ())  # the common case: no copy of the text
-    tools = [c.get("id", "") for c in message.get("tool_calls") or [] if isinstance(c, dict)]
-    tools += [message["tool_call_id"]] if message.get("tool_call_id") else []
-    return (message.get("role") or "", _text(content), tuple(tools))
-
-
-def is_boundary(message: Any) -> bool:
-    return (
-        isinstance(message, dict)
-        and message.get("role") == "assistant"
-        and not message.get("tool_calls")
-    )
-
-
-def inject(op: Operation, body: Any, remaining: list, context: str) -> None:
-    system = _split_system(body["messages"])[0]
-    body["messages"] = [*system, {"role": "system", "content": context}, *remaining]
-
-
-def reply(op: Operation, payload: Any) -> dict | None:
-    try:
-        return payload["choices"][0]["message"]
-    except (KeyError, IndexError, TypeError):
-        return None
-
-
-def reply_from_events(op: Operation, events: list) -> dict | None:
-    text, tool_calls = [], []
-    for event in events:
-        for choice in event.get("choices") or [] if isinstance(event, dict) else []:
-            delta = choice.get("delta") or {}
-            text.append(delta.get("content") or "")
-            tool_calls += delta.get("tool_calls") or []
-    if not text and not tool_calls:
-        return None
-    return {"role": "assistant", "content": "".join(text), "tool_calls": tool_calls or None}
+OPENAI = OpenAI()

@@ -150,7 +150,7 @@ def test_streams_are_byte_identical_and_usage_logged(proxy, fake):
     assert invoked and invoked[-1]["usage"] == {
         "input_tokens": 11,
         "output_tokens": 4,
-        "total_tokens": None,
+        "total_tokens": 15,
     }
 
 

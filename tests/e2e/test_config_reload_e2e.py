@@ -21,7 +21,7 @@ def config(fake, key):
     return f"""
 api_keys: [unused]
 model_routes:
-  "anthropic.*": {{url: "{fake.url}", api_keys: [{key}], auth: bearer}}
+  "anthropic.*": {{url: "{fake.url}", api_keys: [{key}], auth: bearer, api: bedrock}}
 """
 
 

@@ -95,7 +95,7 @@ def test_route_connect_timeout_overrides_the_global_one(tmp_path, proxy_launcher
     with FakeLLM() as fake:
         routes = (
             "connect_timeout: 30\nmodel_routes:\n"
-            f'  "slow-*": {{url: "http://127.0.0.1:{silent_port}", api_keys: [k], '
+            f'  "slow-*": {{url: "http://127.0.0.1:{silent_port}", api_keys: [k], api: gemini, '
             "connect_timeout: 0.3}\n"
         )
         proxy = start(tmp_path, proxy_launcher, fake.url, routes)

@@ -155,6 +155,9 @@ def test_openai_and_genai_by_environment_alone(tmp_path, proxy_launcher):
             "GEMINI_CALO_PROXY_API_KEYS": "proxy-key-env",
             "GEMINI_CALO_BASE_URL": llm.url,
         }
+        (tmp_path / "calo.yaml").write_text(
+            f'model_routes:\n  "gpt-*": {{url: "{llm.url}", api_keys: [real-openai-1]}}\n'
+        )
         proxy = proxy_launcher(tmp_path, env, "regular")
         common = {"HTTPS_PROXY": proxy.url, "SSL_CERT_FILE": str(proxy.ca_cert)}
         result = run_client(
@@ -179,7 +182,36 @@ def test_openai_and_genai_by_environment_alone(tmp_path, proxy_launcher):
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == "hello from fake"
         openai_call, gemini_call = llm.requests
-        assert openai_call.path == "/v1beta/openai/chat/completions"
-        assert openai_call.headers["authorization"] == "Bearer real-gemini-1"
+        assert openai_call.path == "/v1/chat/completions"  # the route, an OpenAI-compatible url
+        assert openai_call.headers["authorization"] == "Bearer real-openai-1"
         assert gemini_call.path.endswith("/models/gemini-2.5-flash:generateContent")
-        assert gemini_call.headers["x-goog-api-key"] == "real-gemini-2"
+        assert gemini_call.headers["x-goog-api-key"] == "real-gemini-1"
+
+
+def test_explicit_mode_refuses_a_host_no_route_configures(tmp_path, proxy_launcher):
+    """Issue 11.7: api.openai.com with no route for it is refused in OpenAI's shape, naming
+    the missing route, and never sent to the Gemini base_url with the Gemini keys."""
+    from tests.fake_llm import FakeLLM
+
+    with FakeLLM() as llm:
+        env = {
+            "GEMINI_CALO_API_KEYS": "real-gemini-1",
+            "GEMINI_CALO_PROXY_API_KEYS": "proxy-key-env",
+            "GEMINI_CALO_BASE_URL": llm.url,
+        }
+        proxy = proxy_launcher(tmp_path, env, "regular")
+        result = run_client(
+            """
+            import openai
+            try:
+                openai.OpenAI(max_retries=0).chat.completions.create(
+                    model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+            except openai.NotFoundError as e:
+                print(e.status_code, e.body["message"])
+            """,
+            {"HTTPS_PROXY": proxy.url, "SSL_CERT_FILE": str(proxy.ca_cert),
+             "OPENAI_API_KEY": "proxy-key-env"},
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("404 no route for model 'gpt-4o' on api.openai.com")
+        assert llm.requests == []

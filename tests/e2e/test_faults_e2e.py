@@ -40,7 +40,7 @@ api_keys: [unused]
 max_retries: 0
 stream_idle_timeout: 1
 model_routes:
-  "anthropic.*": {{url: "{fake.url}", api_keys: [k1], auth: bearer, timeout: 1}}
+  "anthropic.*": {{url: "{fake.url}", api_keys: [k1], auth: bearer, api: bedrock, timeout: 1}}
 """
     )
     return proxy_launcher(tmp, {}, f"reverse:{fake.url}")
@@ -115,7 +115,7 @@ def test_truncated_stream_is_logged_as_an_error(proxy, fake):
             )["stream"]
         )
     line = last_line(proxy, "converse-stream")
-    assert line["error"] and line["status"] is None
+    assert line["error"] and line["status"] == 200  # the status the client was sent, then cut
 
 
 def test_malformed_gzip_passes_through_as_sent(proxy, fake):
@@ -137,7 +137,7 @@ def test_refused_connection_then_answered_in_shape(tmp_path, proxy_launcher):
         f"""
 api_keys: [unused]
 model_routes:
-  "anthropic.*": {{url: "{dead}", api_keys: [secret-key-value], auth: bearer}}
+  "anthropic.*": {{url: "{dead}", api_keys: [secret-key-value], auth: bearer, api: bedrock}}
 """
     )
     proxy = proxy_launcher(tmp_path, {}, f"reverse:{dead}")

@@ -22,7 +22,7 @@ proxy_api_keys: [pk]
 key_cooldown_max: 120
 max_retries: 0
 model_routes:
-  "anthropic.*": {{url: "{fake.url}", api_keys: [key-one, key-two], auth: bearer}}
+  "anthropic.*": {{url: "{fake.url}", api_keys: [key-one, key-two], auth: bearer, api: bedrock}}
 """
         )
         proxy = proxy_launcher(tmp_path, {}, f"reverse:{fake.url}")
@@ -62,7 +62,7 @@ def test_failover_retries_with_the_next_key(tmp_path, proxy_launcher):
 api_keys: [unused]
 max_retries: 2
 model_routes:
-  "anthropic.*": {{url: "{fake.url}", api_keys: [key-a, key-b, key-c], auth: bearer}}
+  "anthropic.*": {{url: "{fake.url}", api_keys: [key-a, key-b, key-c], auth: bearer, api: bedrock}}
 """
         )
         proxy = proxy_launcher(tmp_path, {}, f"reverse:{fake.url}")

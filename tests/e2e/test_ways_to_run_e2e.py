@@ -128,7 +128,7 @@ def test_two_listeners_in_one_process_and_flow_files_hold_no_key(tmp_path, proxy
 api_keys: [unused-gemini-key]
 proxy_api_keys: [proxy-key-dual]
 model_routes:
-  "anthropic.*": {{url: "{fake.url}", api_keys: ["{REAL_KEY}"], auth: bearer}}
+  "anthropic.*": {{url: "{fake.url}", api_keys: ["{REAL_KEY}"], auth: bearer, api: bedrock}}
 """
         )
         reverse_port, regular_port = free_port(), free_port()

@@ -1,0 +1,163 @@
+"""Anthropic Messages wire format (api.anthropic.com; Claude Code and the anthropic SDK).
+
+Paths: POST /v1/messages (streamed when the body says "stream": true) and
+/v1/messages/count_tokens; a query string is allowed (Claude Code sends `?beta=true`). The
+model lives in the body. Errors: {"type": "error", "error": {"type", "message"}}. Usage:
+`usage` in the answer, `message_start` and `message_delta` in a stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mitmproxy import http
+
+from ..translate.neutral import Usage
+from .base import Dialect, Operation, Refusal, Turn, int_or_none, json_response, text_of
+from .openai import body_dict
+
+ANTHROPIC_HOST = "api.anthropic.com"
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+
+
+def anthropic_usage(data: Any) -> Usage | None:
+    """Anthropic counts input without cache reads and writes; the neutral form with them."""
+    if not isinstance(data, dict):
+        return None
+    read = int_or_none(data.get("cache_read_input_tokens"))
+    written = int_or_none(data.get("cache_creation_input_tokens"))
+    given = int_or_none(data.get("input_tokens"))
+    return Usage(
+        input_tokens=None if given is None else given + (read or 0) + (written or 0),
+        output_tokens=int_or_none(data.get("output_tokens")),
+        cached_input_tokens=read,
+        cache_write_tokens=written,
+    )
+
+
+class Anthropic(Dialect):
+    name = "anthropic"
+    hosts = (ANTHROPIC_HOST,)
+    default_auth = "x-api-key"
+
+    def recognise(self, method: str, path: str, key_source: str | None) -> Operation | None:
+        if method != "POST":
+            return None
+        if path in ("/v1/messages", "/v1/messages/"):
+            return Operation(dialect=self, name="messages", needs_body=True, conversation=True)
+        if path.rstrip("/") == "/v1/messages/count_tokens":
+            return Operation(
+                dialect=self,
+                name="messages.count_tokens",
+                needs_body=True,
+                counts_tokens=True,
+            )
+        return None
+
+    def claims_path(self, path: str) -> bool:
+        return path.startswith("/v1/messages")
+
+    def model(self, op: Operation, body: Any) -> str | None:
+        value = body_dict(body).get("model")
+        if value is not None and not isinstance(value, str):
+            raise Refusal(400, "'model' must be a string")
+        return value
+
+    def set_model(self, op: Operation, request: http.Request, body: Any, model: str) -> bool:
+        body_dict(body)["model"] = model
+        return True
+
+    def streams(self, op: Operation, request: http.Request, body: Any) -> bool:
+        return op.name == "messages" and body_dict(body).get("stream") is True
+
+    def error(self, status: int, message: str, code: str | None = None) -> http.Response:
+        kind = code or _ERROR_TYPES.get(status, "api_error")
+        return json_response(status, {"type": "error", "error": {"type": kind, "message": message}})
+
+    def usage(self, event_type: str | None, payload: Any) -> Usage | None:
+        if not isinstance(payload, dict):
+            return None
+        if payload.get("type") == "message_start" and isinstance(payload.get("message"), dict):
+            payload = payload["message"]
+        return anthropic_usage(payload.get("usage"))
+
+    def finished(self, event_type: str | None, payload: Any) -> bool:
+        return isinstance(payload, dict) and payload.get("type") == "message_stop"
+
+    def error_message(self, payload: Any) -> str | None:
+        error = payload.get("error") if isinstance(payload, dict) else None
+        return str(error.get("message")) if isinstance(error, dict) else None
+
+    # ------------------------------------------------------------ conversation
+
+    def turns(self, op: Operation, body: Any) -> list | None:
+        messages = body.get("messages") if isinstance(body, dict) else None
+        if not isinstance(messages, list) or not op.conversation:
+            return None
+        # Claude Code puts system turns inside messages: they are not conversation turns
+        return [m for m in messages if not (isinstance(m, dict) and m.get("role") == "system")]
+
+    def canonical(self, message: Any) -> Turn:
+        if not isinstance(message, dict):
+            return ("?", repr(message), ())
+        content = message.get("content")
+        if isinstance(content, str):
+            return (message.get("role") or "", content, ())
+        texts, tools = [], []
+        for block in content if isinstance(content, list) else []:
+            kind = block.get("type") if isinstance(block, dict) else None
+            if kind in ("tool_use", "tool_result"):
+                tools.append(str(block.get("id") or block.get("tool_use_id") or ""))
+            elif kind in ("thinking", "redacted_thinking"):
+                continue  # thinking comes back as sent; the text and tools identify the turn
+            else:
+                text, others = text_of([block])
+                texts.append(text)
+                tools += others
+        return (message.get("role") or "", "".join(texts), tuple(tools))
+
+    def is_boundary(self, message: Any) -> bool:
+        if not isinstance(message, dict) or message.get("role") != "assistant":
+            return False
+        content = message.get("content")
+        blocks = content if isinstance(content, list) else []
+        return not any(isinstance(b, dict) and b.get("type") == "tool_use" for b in blocks)
+
+    def inject(self, op: Operation, body: Any, remaining: list, context: str) -> None:
+        system_turns = [
+            m for m in body["messages"] if isinstance(m, dict) and m.get("role") == "system"
+        ]
+        body["messages"] = [*system_turns, *remaining]
+        existing = body.get("system")
+        if isinstance(existing, list):
+            body["system"] = [{"type": "text", "text": context}, *existing]
+        elif isinstance(existing, str) and existing:
+            body["system"] = f"{context}\n\n{existing}"
+        else:
+            body["system"] = context
+
+    def reply(self, op: Operation, payload: Any) -> dict | None:
+        if isinstance(payload, dict) and isinstance(payload.get("content"), list):
+            return {"role": "assistant", "content": payload["content"]}
+        return None
+
+    # ------------------------------------------------------------ translation
+
+    def codec(self, op: Operation | None = None, model: str | None = None):
+        from ..translate import anthropic
+
+        return anthropic.CODEC
+
+    def translated_path(self, model: str, streaming: bool) -> str:
+        return "/v1/messages"
+
+
+ANTHROPIC = Anthropic()

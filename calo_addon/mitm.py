@@ -1,0 +1,107 @@
+"""Everything calo_addon needs from mitmproxy beyond its documented addon API, in one place.
+
+Each item leans on how mitmproxy 12 works inside; tests/test_mitm.py checks each assumption
+against the installed mitmproxy and fails loudly when an upgrade moves it.
+
+1. `SentHeaders`: stored flows hold labels, the wire holds real credentials. mitmproxy's
+   HTTP/1 client writes a request's head with `http1.assemble_request_head`, which takes the
+   header bytes from `bytes(request.data.headers)` (mitmproxy/net/http/http1/assemble.py,
+   `_assemble_request_headers`), while everything that stores or shows a flow (`-w`, HAR,
+   mitmweb's /flows and /updates, other addons) reads `headers.fields`. So the fields keep a
+   label and `__bytes__` puts the secret in, at the moment the head is written. HTTP/2 and
+   HTTP/3 build their frames from `headers.fields` (proxy/layers/http/_http2.py), so flows
+   that carry credentials are kept on HTTP/1.1 upstream (`keep_http1`); a copy of the headers
+   (as mitmproxy's h2->h1 conversion makes) loses the secret and sends the label: the upstream
+   then refuses it, and nothing leaks.
+2. `send`: a request sent again through the whole proxy (retries, the summariser), with
+   mitmproxy's own replay machinery (`ReplayHandler` from addons/clientplayback.py) but
+   without its one-at-a-time queue: every hook runs for it as for a client's request, the
+   upstream proxy mode and TLS options apply, and it shows in mitmweb and `-w` like any flow.
+3. `close_upstream`: a flow's upstream connection closed from outside (timeouts), through
+   proxyserver's connection handlers, the only way to end a flow in transit (`Flow.kill`
+   cannot, mitmproxy issue #4711).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Mapping
+
+from mitmproxy import ctx, http
+from mitmproxy.addons.clientplayback import ReplayHandler
+
+HTTP1 = b"http/1.1"
+
+
+class SentHeaders(http.Headers):
+    """Headers whose stored fields hold labels while the bytes sent hold the real values."""
+
+    def __init__(self, fields, secrets: Mapping[bytes, bytes]):
+        super().__init__(fields)
+        self._secrets = dict(secrets)  # lower-case name -> the real value
+
+    def __bytes__(self) -> bytes:
+        real = [(name, self._secrets.get(name.lower(), value)) for name, value in self.fields]
+        return b"".join(b"%s: %s\r\n" % field for field in real)
+
+
+def attach_secrets(request: http.Request, secrets: Mapping[str, str], label: str) -> None:
+    """Set each header in `secrets` on the wire only; the stored request shows `label`."""
+    if not secrets:
+        return
+    names = {name.lower().encode(): value.encode() for name, value in secrets.items()}
+    held = dict(getattr(request.headers, "_secrets", {}))
+    held.update(names)
+    text = label.encode()
+    fields = [(n, v) for n, v in request.headers.fields if n.lower() not in names]
+    fields += [(name, text) for name in names]
+    request.headers = SentHeaders(fields, held)
+
+
+def secret_names(request: http.Request) -> frozenset[bytes]:
+    """The header names whose real values only the wire carries."""
+    return frozenset(getattr(request.headers, "_secrets", {}))
+
+
+def keep_http1(server) -> None:
+    """Offer only HTTP/1.1 to this upstream (see 1. above); call from `server_connect`."""
+    server.alpn_offers = (HTTP1,)
+
+
+# ---------------------------------------------------------------- sending again
+
+_handlers: weakref.WeakKeyDictionary[http.HTTPFlow, ReplayHandler] = weakref.WeakKeyDictionary()
+
+
+async def send(flow: http.HTTPFlow) -> None:
+    """Send `flow` through the proxy and wait until it has a response or an error."""
+    flow.is_replay = "request"
+    flow.response = None
+    flow.error = None
+    handler = ReplayHandler(flow, ctx.options)
+    _handlers[flow] = handler
+    try:
+        await handler.replay()
+    finally:
+        _handlers.pop(flow, None)
+
+
+def close_upstream(flow: http.HTTPFlow) -> bool:
+    """Close the flow's server connection; True if one was open."""
+    handler = _handlers.get(flow)
+    if handler is None:
+        proxyserver = ctx.master.addons.get("proxyserver")
+        handler = proxyserver.connections.get(flow.client_conn.id) if proxyserver else None
+    io = handler.transports.get(flow.server_conn) if handler else None
+    if io is None or io.writer is None:
+        return False
+    io.writer.close()
+    return True
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
