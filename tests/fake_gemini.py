@@ -134,11 +134,12 @@ class GeminiAPI:
         call_ids: bool = False,
         accept_dummy_signatures: bool = False,
         fixed_count: int | None = None,
+        thought_signatures: bool = True,
     ) -> None:
         self.strict, self.keys, self.signature_scope = strict, keys, signature_scope
         self.text_signature, self.usage_every_chunk = text_signature, usage_every_chunk
         self.call_ids, self.accept_dummy_signatures = call_ids, accept_dummy_signatures
-        self.fixed_count = fixed_count
+        self.fixed_count, self.thought_signatures = fixed_count, thought_signatures
         self.tool_schemas: list[dict[str, str]] = []
         self.issued_signatures: dict[bytes, tuple[str, dict]] = {}
 
@@ -254,9 +255,9 @@ class GeminiAnswer:
         self.texts = pieces(reply.text)
         self.calls = [{"functionCall": self._call(n, a)} for n, a in reply.tool_calls]
         self.text_signature = None
-        if self.calls:
+        if self.calls and api.thought_signatures:
             self.calls[0]["thoughtSignature"] = self._sign(*reply.tool_calls[0])
-        elif self.texts and api.text_signature:
+        elif self.texts and api.text_signature and api.thought_signatures:
             self.text_signature = self._sign("", {})
 
     def _call(self, name: str, args: dict) -> dict:

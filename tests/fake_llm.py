@@ -36,7 +36,7 @@ class FakeLLM(GeminiAPI, ChatAPI, FakeServer):
         FakeServer.__init__(self, gzip_json)
         self.chunks = chunks
         self.gemini_setup(
-            strict=False, text_signature=False, usage_every_chunk=False, fixed_count=42
+            strict=False, thought_signatures=False, usage_every_chunk=False, fixed_count=42
         )
         self.chat_setup(strict=False, reasoning_field=None)
 
