@@ -11,7 +11,8 @@ strict_alternation=True, check_signatures=True, gzip_json=False)``, a context ma
   is required (400).
 - Validation (fake_anthropic_check.py), 400 ``invalid_request_error`` in Anthropic's shape:
   unknown top-level field, missing model / max_tokens, empty messages, a role other than
-  user/assistant, first message not user, roles not alternating (``strict_alternation``; the
+  user/assistant/system (``system`` messages, text only, may sit among the turns, as Claude
+  Code sends them), first turn not user, turns not alternating (``strict_alternation``; the
   real API now merges same-role turns, set it False to allow that), empty text blocks, bad
   images, tool_result not answering a tool_use of the previous message (or a tool_use left
   unanswered, or not first in its message), duplicate tool ids, bad tool names or schemas,
@@ -103,7 +104,7 @@ def thinking_wanted(body: dict) -> bool:
 
 def default_reply(body: dict) -> Reply:
     """Echo the last user turn, or list the tool results it carries."""
-    last = body["messages"][-1]
+    last = [m for m in body["messages"] if m.get("role") != "system"][-1]
     blocks = last.get("content")
     results = [
         _text(b.get("content"))

@@ -17,12 +17,14 @@ from tests.fake_server import words
 MESSAGES_FIELDS = words(
     "model messages max_tokens system metadata stop_sequences stream temperature top_p top_k "
     "tools tool_choice thinking service_tier container mcp_servers context_management "
-    "output_config output_format inference_geo"
+    "output_config output_format inference_geo cache_control compaction diagnostics speed "
+    "billing_policy fallbacks fallback_credit_token thread"
 )
 COUNT_FIELDS = words(
     "model messages system tools tool_choice thinking mcp_servers context_management "
-    "output_config output_format"
+    "output_config output_format cache_control compaction speed billing_policy"
 )
+THINKING_TYPES = ("enabled", "disabled", "adaptive", "between_tools")
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 USER_BLOCKS = frozenset(
     {"text", "image", "document", "tool_result", "search_result", "container_upload"}
@@ -79,7 +81,7 @@ def check_body(
     _check_tools(body.get("tools"), body.get("tool_choice"))
     _check_thinking(body)
     if signatures is not None:
-        _check_signatures(messages, signatures)
+        _check_signatures(_turns(messages), signatures)
 
 
 def _positive_int(value: Any) -> bool:
@@ -111,16 +113,21 @@ def _check_system(system: Any) -> None:
 
 
 def _check_messages(messages: Any, strict_alternation: bool) -> None:
+    """``system`` messages (text only) may sit among the others; the rules on turns apply
+    to the user and assistant messages around them."""
     if not isinstance(messages, list):
         raise Refused("messages: Input should be a valid list")
     if not messages:
         raise Refused("messages: at least one message is required")
-    previous = None
+    turns, previous = [], None
     for i, message in enumerate(messages):
         role = message.get("role") if isinstance(message, dict) else None
+        if role == "system":
+            _check_system_message(i, message.get("content"))
+            continue
         if role not in ("user", "assistant"):
-            raise Refused(f"messages.{i}.role: Input should be 'user' or 'assistant'")
-        if i == 0 and role != "user":
+            raise Refused(f"messages.{i}.role: Input should be 'user', 'assistant' or 'system'")
+        if previous is None and role != "user":
             raise Refused('messages: first message must use the "user" role')
         if strict_alternation and role == previous:
             raise Refused(
@@ -129,8 +136,24 @@ def _check_messages(messages: Any, strict_alternation: bool) -> None:
             )
         last = i == len(messages) - 1
         _check_content(i, role, message.get("content"), final_assistant=last)
+        turns.append(message)
         previous = role
-    _check_tool_pairs(messages)
+    if not turns:
+        raise Refused("messages: at least one user message is required")
+    _check_tool_pairs(turns)
+
+
+def _check_system_message(i: int, content: Any) -> None:
+    blocks = _blocks(content)
+    if not blocks or any(
+        not isinstance(b, dict) or b.get("type") != "text" or not b.get("text") for b in blocks
+    ):
+        raise Refused(f"messages.{i}: a system message holds non-empty text blocks only")
+
+
+def _turns(messages: Any) -> list[dict]:
+    """The user and assistant messages, without the system ones between them."""
+    return [m for m in messages or [] if m.get("role") != "system"]
 
 
 def _blocks(content: Any) -> list[dict]:
@@ -287,9 +310,9 @@ def _check_thinking(body: dict) -> None:
     if thinking is None:
         return
     kind = thinking.get("type") if isinstance(thinking, dict) else None
-    if kind not in ("enabled", "disabled", "adaptive"):
+    if kind not in THINKING_TYPES:
         raise Refused(f"thinking: Input tag '{kind}' is not expected")
-    if kind == "disabled":
+    if kind in ("disabled", "between_tools"):
         return
     if kind == "enabled":
         budget = thinking.get("budget_tokens")
@@ -302,7 +325,7 @@ def _check_thinking(body: dict) -> None:
                 "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult "
                 f"our documentation at {THINKING_DOCS}#max-tokens-and-context-window-size"
             )
-        _check_final_assistant_thinks(body.get("messages") or [])
+        _check_final_assistant_thinks(_turns(body.get("messages")))
     if body.get("temperature") not in (None, 1):
         raise Refused("`temperature` may only be set to 1 when thinking is enabled.")
     if body.get("top_k") is not None:

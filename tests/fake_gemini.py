@@ -38,7 +38,9 @@ text parts), ``:embedContent``, ``:batchEmbedContents``, GET ``models`` and ``mo
   call it was issued with).
 
 ``GeminiAPI`` is the protocol itself, a mixin also used by fake_llm.FakeLLM (lenient, with
-its historical canned answers).
+its historical canned answers); ``gemini_setup`` takes the knobs above plus ``strict`` (False:
+no key needed, no validation), ``thought_signatures`` (False: none issued, like Gemini 2.x
+without thinking), ``usage_every_chunk`` and ``fixed_count`` (countTokens always answers it).
 """
 
 from __future__ import annotations

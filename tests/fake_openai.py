@@ -55,7 +55,8 @@ FIELDS = words(
     "max_completion_tokens max_tokens metadata modalities n parallel_tool_calls prediction "
     "presence_penalty prompt_cache_key reasoning_effort response_format safety_identifier seed "
     "service_tier stop store stream stream_options temperature tool_choice tools top_logprobs "
-    "top_p user verbosity web_search_options extra_body"
+    "top_p user verbosity web_search_options extra_body moderation prompt_cache_options "
+    "prompt_cache_retention"
 )
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")

@@ -132,8 +132,8 @@ def _tool_turns(body):
         (lambda b: b["messages"].insert(0, {"role": "assistant", "content": "x"}), "first message"),
         (lambda b: b["messages"].append({"role": "user", "content": "again"}), "must alternate"),
         (
-            lambda b: b["messages"].insert(0, {"role": "system", "content": "x"}),
-            "'user' or 'assistant'",
+            lambda b: b["messages"].insert(0, {"role": "developer", "content": "x"}),
+            "'user', 'assistant' or 'system'",
         ),
         (lambda b: b.update(foo=1), "foo: Extra inputs are not permitted"),
         (
@@ -196,6 +196,43 @@ def test_anthropic_refuses_what_the_api_refuses(claude, change, message):
     assert err.value.body["type"] == "error"
     assert err.value.body["error"]["type"] == "invalid_request_error"
     assert message in err.value.body["error"]["message"]
+
+
+def test_anthropic_accepts_what_claude_code_sends(claude, fake_anthropic):
+    """System turns inside messages, adaptive thinking with its text omitted, and the beta
+    fields Claude Code sends are part of the current API: accepted."""
+    tool = {
+        "name": "Read",
+        "input_schema": {"$schema": "https://json-schema.org/draft/2020-12/schema", **WEATHER},
+    }
+    body = {
+        "model": "claude-opus-x",
+        "max_tokens": 32000,
+        "stream": True,
+        "system": [{"type": "text", "text": "You are Claude Code."}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "hello"}]},
+            {"role": "system", "content": "Reminder: be brief."},
+        ],
+        "thinking": {"type": "adaptive", "display": "omitted"},
+        "context_management": {"edits": []},
+        "output_config": {"effort": "high"},
+        "metadata": {"user_id": "u"},
+        "tools": [tool, {**tool, "name": "Later", "defer_loading": True}],
+    }
+    with claude.beta.messages.stream(**{k: v for k, v in body.items() if k != "stream"}) as stream:
+        message = stream.get_final_message()
+    thinking, text = message.content
+    assert (thinking.type, thinking.thinking) == ("thinking", "") and thinking.signature
+    assert text.text == "echo: hello"
+    sent = fake_anthropic.requests[-1]
+    assert sent.json()["messages"][1]["role"] == "system"
+    again = httpx.post(
+        f"{fake_anthropic.url}/v1/messages?beta=true",
+        content=sent.body,
+        headers={"x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01"},
+    )
+    assert again.status_code == 200 and "message_stop" in again.text
 
 
 def test_anthropic_auth_count_and_errors(claude, fake_anthropic):
