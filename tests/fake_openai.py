@@ -12,7 +12,8 @@ manager. Under ``/v1`` and ``/v1beta/openai``: POST ``chat/completions`` (JSON, 
   ``messages`` not a list or empty, unknown role, tool-call arguments not a string, a ``tool``
   message whose ``tool_call_id`` answers no tool call of the assistant message before it, an
   assistant ``tool_calls`` message not followed by a tool message for each id, bad tool names,
-  a tool's ``parameters`` not an object schema, ``stream_options`` without ``stream``,
+  a tool's ``parameters`` not an object schema, ``stream_options`` without ``stream``, an
+  unknown content part type or an inline image that is not a base64 ``data:image/...`` URL,
   temperature outside [0, 2]. (Google's literal ``extra_body`` field is accepted.)
 - Answers: ``scripted`` ``Reply`` / ``Fail`` (tests/fake_server.py), else "echo: <last user
   text>", or "results: <r1> | <r2>" after tool messages. Tool calls get distinct ``call_`` ids;
@@ -30,6 +31,8 @@ historical canned answers).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import time
@@ -58,6 +61,7 @@ FIELDS = words(
     "top_p user verbosity web_search_options extra_body moderation prompt_cache_options "
     "prompt_cache_retention"
 )
+PART_TYPES = ("text", "image_url", "input_audio", "file", "refusal")
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 FINISH = {"max_tokens": "length", "tool_use": "tool_calls"}
@@ -151,6 +155,7 @@ def _check_messages(messages: list) -> None:
         role = message.get("role") if isinstance(message, dict) else None
         if role not in ROLES:
             raise Refused(f"Invalid value: '{role}'. Supported values are: {ROLES}.")
+        _check_parts(i, message.get("content"))
         if role == "tool":
             if message.get("tool_call_id") not in pending:
                 raise Refused(
@@ -184,6 +189,34 @@ def _check_messages(messages: list) -> None:
             f"response messages: {', '.join(pending)}",
             "messages",
         )
+
+
+def _check_parts(i: int, content: Any) -> None:
+    """Content parts: known types; an image given inline is a base64 data URL."""
+    for j, part in enumerate(content if isinstance(content, list) else []):
+        kind = part.get("type") if isinstance(part, dict) else None
+        where = f"messages[{i}].content[{j}]"
+        if kind not in PART_TYPES:
+            raise Refused(f"Invalid value: '{kind}'. Supported values are: {PART_TYPES}.", where)
+        url = (part.get("image_url") or {}).get("url", "") if kind == "image_url" else ""
+        if url.startswith("data:") and not _is_base64_image(url):
+            raise Refused(
+                f"Invalid '{where}.image_url.url'. Expected a base64-encoded data URL with an "
+                "image MIME type (e.g. 'data:image/png;base64,aW1nIGJ5dGVzIGhlcmU=').",
+                f"{where}.image_url.url",
+                "invalid_image_url",
+            )
+
+
+def _is_base64_image(url: str) -> bool:
+    head, _, data = url.partition(",")
+    if not (head.startswith("data:image/") and head.endswith(";base64")):
+        return False
+    try:
+        base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
 
 
 def _check_tools(tools: list) -> None:

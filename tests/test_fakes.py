@@ -3,6 +3,7 @@ API accepts and refuse what it refuses. Driven by the real SDKs pointed straight
 
 from __future__ import annotations
 
+import base64
 import json
 
 import anthropic
@@ -812,6 +813,19 @@ def test_chat_parallel_tool_calls_stream_in_fragments(chat, fake_openai):
         ({"messages": "hi"}, "expected an array of objects"),
         ({"messages": []}, "empty array"),
         (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "image_url", "image_url": {"url": "data:image/png;base64,@@"}}
+                        ],
+                    }
+                ]
+            },
+            "base64-encoded data URL",
+        ),
+        (
             {"messages": [{"role": "user", "content": "x"}], "extra_body": {"foo": 1}},
             "Unrecognized request argument supplied: foo",
         ),
@@ -854,3 +868,30 @@ def test_chat_needs_a_key_and_reports_errors_mid_stream(chat, fake_openai):
                 model="m", messages=[{"role": "user", "content": "hello"}], stream=True
             )
         )
+
+
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
+
+def test_every_fake_takes_an_image_in_its_own_form(claude, gemini, bedrock, chat):
+    """Valid inputs pass (a fake that refused them would fail correct translations)."""
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
+    content = [image, {"type": "text", "text": "what is it?"}]
+    kwargs = {
+        "model": "claude-x",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": content}],
+    }
+    assert claude.messages.create(**kwargs).content[0].text == "echo: what is it?"
+    part = types.Part.from_bytes(data=base64.b64decode(PNG), mime_type="image/png")
+    assert gemini.models.generate_content(model="g", contents=[part, "what is it?"]).text
+    block = {"image": {"format": "png", "source": {"bytes": base64.b64decode(PNG)}}}
+    out = bedrock.converse(
+        modelId=CLAUDE, messages=[{"role": "user", "content": [block, {"text": "what?"}]}]
+    )
+    assert out["output"]["message"]["content"][0]["text"] == "echo: what?"
+    url = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}
+    answer = chat.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": [url, {"type": "text", "text": "it?"}]}]
+    )
+    assert answer.choices[0].message.content == "echo: it?"
