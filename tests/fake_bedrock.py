@@ -11,7 +11,8 @@ it also answers Gemini ``generateContent`` (the rollup's summariser) with "SUMMA
 
 - Lenient (default, what the older tests rely on): no validation, canned answers ("hello",
   "hel"+"lo", "hello from fake bedrock") unless a ``Reply`` / ``Fail`` is scripted.
-- ``strict=True`` validates like Bedrock (400 ``ValidationException``, ``x-amzn-ErrorType``):
+- ``strict=True`` validates like Bedrock (fake_bedrock_check.py; 400 ``ValidationException``
+  with ``x-amzn-ErrorType``):
   Converse: unknown top-level field (``model`` included), messages not starting with user or
   not alternating, empty or blank content, a toolResult with no matching toolUse in the
   previous assistant message (or a toolUse left unanswered), toolUse/toolResult without
@@ -53,13 +54,12 @@ from tests.fake_anthropic_check import Refused
 from tests.fake_bedrock_api import (
     EXCEPTIONS,
     ConverseAnswer,
-    check_converse,
-    check_invoke,
     converse_default_reply,
     converse_prompt_text,
     encode_event,
     invoke_frames,
 )
+from tests.fake_bedrock_check import check_converse, check_invoke
 from tests.fake_server import Fail, FakeServer, Recorded, Reply, Wire, default_usage
 
 __all__ = ["FakeBedrock", "Recorded", "encode_event"]
