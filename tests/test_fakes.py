@@ -345,7 +345,8 @@ def test_gemini_signed_function_calls_make_the_round_trip(gemini, fake_gemini):
         contents=[question, signed, _answers("get_weather", "get_time")],
         config=_gemini_config(),
     )
-    assert answered.text.startswith("results: ")
+    thought, text = answered.candidates[0].content.parts
+    assert thought.thought and text.text.startswith("results: ") and text.thought_signature
 
     unsigned = types.Content(
         role="model", parts=[types.Part(function_call=p.function_call) for p in calls]
