@@ -1,64 +1,75 @@
 """A fake bedrock-runtime on loopback that records requests and checks their SigV4 signatures.
 
-It also answers Gemini generateContent (as the rollup's summariser) with a short summary.
+``FakeBedrock(secrets=None, stream_gate=False, strict=False, check_signatures=True)``, a
+context manager. ``secrets`` maps access-key ids to secret keys: every request signed with
+SigV4 has its signature recomputed with botocore from exactly what arrived, and the record
+says whether it matched (``signature_ok``, None when unsigned; ``access_key``).
 
-For every request signed with SigV4 it recomputes the signature with botocore from exactly
-what it received and the secret it expects for the access-key id, and records whether it
-matched. Streaming operations answer with real AWS event-stream frames, sent one by one.
+Operations: ``/model/{id}/converse``, ``converse-stream``, ``invoke``,
+``invoke-with-response-stream`` (streams as real AWS event-stream frames, one per HTTP chunk);
+it also answers Gemini ``generateContent`` (the rollup's summariser) with "SUMMARY#n ...".
+
+- Lenient (default, what the older tests rely on): no validation, canned answers ("hello",
+  "hel"+"lo", "hello from fake bedrock") unless a ``Reply`` / ``Fail`` is scripted.
+- ``strict=True`` validates like Bedrock (fake_bedrock_check.py; 400 ``ValidationException``
+  with ``x-amzn-ErrorType``):
+  Converse: unknown top-level field (``model`` included), messages not starting with user or
+  not alternating, empty or blank content, a toolResult with no matching toolUse in the
+  previous assistant message (or a toolUse left unanswered), toolUse/toolResult without
+  ``toolConfig``, an ``inputSchema.json`` that is not an object schema, bad images, thinking
+  budgets, and (``check_signatures``) reasoningContent whose signature this fake never issued
+  for that text. InvokeModel on anthropic models: ``anthropic_version`` must be
+  "bedrock-2023-05-31", no ``model`` / ``stream`` / unknown key, ``max_tokens`` required, then
+  every Anthropic rule of fake_anthropic_check.py. Unscripted answers echo the last user text
+  (or list the tool results), with reasoning when thinking is enabled.
+- Scripted ``Reply`` (tests/fake_server.py): Converse toolUse blocks with distinct
+  ``tooluse_`` ids, ``reasoningContent.reasoningText {text, signature}``, usage with
+  ``cacheReadInputTokens``; streamed as contentBlockStart / contentBlockDelta (text, toolUse
+  input in several fragments, reasoningContent text then signature) / contentBlockStop,
+  messageStop, metadata. Invoke answers Anthropic JSON, or ``chunk`` frames whose payload is
+  ``{"bytes": base64(event JSON)}``, the last carrying ``amazon-bedrock-invocationMetrics``.
+  ``Fail`` answers the JSON error with ``x-amzn-ErrorType`` (and ``retry-after``), or with
+  ``mid_stream`` an exception frame after the first delta.
+- Older knobs: ``scripted`` also takes raw ``(status, headers, body_dict)`` tuples;
+  ``stream_gate`` (alias of ``hold_last_chunk``) with ``release`` / ``last_frame_sent``;
+  ``stream_exception`` (a throttlingException frame inside the 200 stream); ``bad_gzip``;
+  ``summarizer_fails``; the faults of tests/fake_server.py.
+- Records: ``requests``; ``tool_schemas`` (per call: tool name -> JSON text of its schema);
+  ``issued_signatures`` (signature -> reasoning text); ``tool_ids``.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
-import struct
-import threading
-import time
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
 from urllib.parse import unquote
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from tests.fake_anthropic import Rendered, anthropic_usage, default_reply, prompt_text
+from tests.fake_anthropic_check import Refused
+from tests.fake_bedrock_api import (
+    EXCEPTIONS,
+    ConverseAnswer,
+    converse_default_reply,
+    converse_prompt_text,
+    encode_event,
+    invoke_frames,
+)
+from tests.fake_bedrock_check import check_converse, check_invoke
+from tests.fake_server import Fail, FakeServer, Recorded, Reply, Wire, default_usage
+
+__all__ = ["FakeBedrock", "Recorded", "encode_event"]
+
 _AUTH = re.compile(
     r"Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, ?SignedHeaders=([^,]+), ?Signature=(\w+)"
 )
-
-
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    signature_ok: bool | None  # None when the request was not SigV4-signed
-    access_key: str | None
-
-
-def encode_event(payload: dict, event_type: str, message_type: str = "event") -> bytes:
-    """One AWS event-stream frame (prelude, string headers, payload, CRCs)."""
-
-    def header(name: str, value: str) -> bytes:
-        n, v = name.encode(), value.encode()
-        return struct.pack("B", len(n)) + n + b"\x07" + struct.pack(">H", len(v)) + v
-
-    type_header = ":exception-type" if message_type == "exception" else ":event-type"
-    headers = (
-        header(":message-type", message_type)
-        + header(type_header, event_type)
-        + header(":content-type", "application/json")
-    )
-    body = json.dumps(payload).encode()
-    total = 12 + len(headers) + len(body) + 4
-    prelude = struct.pack(">II", total, len(headers))
-    prelude += struct.pack(">I", binascii.crc32(prelude))
-    message = prelude + headers + body
-    return message + struct.pack(">I", binascii.crc32(message))
+ROUTE = re.compile(r"^/model/([^/]+)/([a-z-]+)$")
+SUMMARY = re.compile(r"^/v1beta/models/[^/]+:generateContent$")
+EVENTS = "application/vnd.amazon.eventstream"
 
 
 def anthropic_stream_frames() -> list[bytes]:
@@ -93,56 +104,64 @@ def converse_stream_frames() -> list[bytes]:
     ]
 
 
-class FakeBedrock:
-    def __init__(self, secrets: dict[str, str] | None = None, stream_gate: bool = False):
+CANNED_CONVERSE = {
+    "output": {"message": {"role": "assistant", "content": [{"text": "hello"}]}},
+    "stopReason": "end_turn",
+    "usage": {"inputTokens": 8, "outputTokens": 3, "totalTokens": 11},
+    "metrics": {"latencyMs": 5},
+}
+
+
+def canned_invoke(model: str) -> dict:
+    return {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": "hello from fake bedrock"}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 12, "output_tokens": 6},
+    }
+
+
+class FakeBedrock(FakeServer):
+    def __init__(
+        self,
+        secrets: dict[str, str] | None = None,
+        stream_gate: bool = False,
+        strict: bool = False,
+        check_signatures: bool = True,
+    ):
+        super().__init__()
         self.secrets = dict(secrets or {})
-        self.requests: list[Recorded] = []
-        self.stream_gate = stream_gate
-        self.release = threading.Event()
-        self.last_frame_sent = threading.Event()
+        self.hold_last_chunk = stream_gate
+        self.strict, self.check_signatures = strict, check_signatures
         self.stream_exception = False  # put an exception frame inside the 200 stream
+        self.bad_gzip = False  # an invoke answer that claims gzip but is not
         self.summaries = 0
-        self.scripted: list[tuple[int, dict, dict]] = []  # (status, headers, body) for next calls
-        # faults: seconds before answering, between stream frames, a stall after N frames,
-        # a cut (connection closed) after N frames, and a body that claims gzip but is not
-        self.delay_headers = 0.0
-        self.frame_delay = 0.0
-        self.stall_after: int | None = None
-        self.cut_after: int | None = None
-        self.bad_gzip = False
         self.summarizer_fails = False
-        self._lock = threading.Lock()
-        fake = self
+        self.tool_schemas: list[dict[str, str]] = []
+        self.issued_signatures: dict[str, str] = {}
+        self.tool_ids: list[str] = []
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    @property
+    def stream_gate(self) -> bool:
+        return self.hold_last_chunk
 
-            def log_message(self, *args):
-                pass
+    @stream_gate.setter
+    def stream_gate(self, value: bool) -> None:
+        self.hold_last_chunk = value
 
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                fake._handle(self, body)
+    @property
+    def last_frame_sent(self):
+        return self.last_chunk_sent
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+    # ------------------------------------------------------------ SigV4
 
-    def __enter__(self) -> Self:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release.set()
-        self._server.shutdown()
-        self._server.server_close()
-
-    def clear(self) -> None:
-        with self._lock:
-            self.requests.clear()
-        self.release.clear()
-        self.last_frame_sent.clear()
+    def record(self, handler, body: bytes) -> Recorded:
+        recorded = super().record(handler, body)
+        recorded.signature_ok, recorded.access_key = self._verify(handler, body)
+        return recorded
 
     def _verify(self, handler, body: bytes) -> tuple[bool | None, str | None]:
         match = _AUTH.search(handler.headers.get("authorization", ""))
@@ -154,7 +173,7 @@ class FakeBedrock:
             return False, key_id
         headers = {name: handler.headers.get(name, "") for name in signed.split(";")}
         request = AWSRequest(
-            method="POST",
+            method=handler.command,
             url=f"http://{handler.headers['host']}{handler.path}",
             headers=headers,
             data=body,
@@ -166,117 +185,119 @@ class FakeBedrock:
         )
         return expected == signature, key_id
 
-    def _handle(self, handler, body: bytes) -> None:
-        ok, key_id = self._verify(handler, body)
-        if self.delay_headers:
-            time.sleep(self.delay_headers)
-        with self._lock:
-            self.requests.append(
-                Recorded(
-                    "POST",
-                    handler.path,
-                    {k.lower(): v for k, v in handler.headers.items()},
-                    body,
-                    ok,
-                    key_id,
-                )
-            )
-        if re.match(r"^/v1beta/models/[^/]+:generateContent$", handler.path):
-            self.summaries += 1
-            if self.summarizer_fails:
-                return self._json(handler, 500, {"error": {"code": 500, "message": "boom"}})
-            text = f"SUMMARY#{self.summaries} of {len(body)} bytes"
-            return self._json(
-                handler,
-                200,
-                {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}}]},
-            )
-        if self.scripted:
-            status, headers, payload = self.scripted.pop(0)
-            return self._json(handler, status, payload, headers=headers)
-        match = re.match(r"^/model/([^/]+)/([a-z-]+)$", handler.path)
+    # ------------------------------------------------------------ answers
+
+    def error(self, wire: Wire, status: int, message: str, kind: str | None = None, headers=None):
+        kind = kind or EXCEPTIONS.get(status, "InternalServerException")
+        wire.json({"message": message}, status, {"x-amzn-ErrorType": kind, **(headers or {})})
+
+    def handle(self, request: Recorded, wire: Wire) -> None:
+        if SUMMARY.match(request.path):
+            return self._summary(request, wire)
+        if raw := self.next_script(tuple):
+            status, headers, payload = raw
+            return wire.json(payload, status, headers)
+        match = ROUTE.match(request.path)
         if not match:
-            return self._json(
-                handler, 404, {"message": "no such route"}, "ResourceNotFoundException"
-            )
+            return self.error(wire, 404, "no such route", "ResourceNotFoundException")
         model, operation = unquote(match.group(1)), match.group(2)
         if operation == "invoke" and self.bad_gzip:
-            handler.send_response(200)
-            handler.send_header("content-type", "application/json")
-            handler.send_header("content-encoding", "gzip")
-            handler.send_header("content-length", "9")
-            handler.end_headers()
-            handler.wfile.write(b"not-gzip!")
-            return None
-        if operation == "invoke":
-            return self._json(
-                handler,
-                200,
-                {
-                    "id": "msg_1",
-                    "type": "message",
-                    "role": "assistant",
-                    "model": model,
-                    "content": [{"type": "text", "text": "hello from fake bedrock"}],
-                    "stop_reason": "end_turn",
-                    "usage": {"input_tokens": 12, "output_tokens": 6},
-                },
-            )
-        if operation == "converse":
-            return self._json(
-                handler,
-                200,
-                {
-                    "output": {"message": {"role": "assistant", "content": [{"text": "hello"}]}},
-                    "stopReason": "end_turn",
-                    "usage": {"inputTokens": 8, "outputTokens": 3, "totalTokens": 11},
-                    "metrics": {"latencyMs": 5},
-                },
-            )
-        frames = (
-            anthropic_stream_frames()
-            if operation == "invoke-with-response-stream"
-            else converse_stream_frames()
-        )
-        if self.stream_exception:
-            frames.insert(
-                2,
-                encode_event(
-                    {"message": "model is overloaded"}, "throttlingException", "exception"
-                ),
-            )
-        self.sent_bytes = b"".join(frames)
-        handler.send_response(200)
-        handler.send_header("content-type", "application/vnd.amazon.eventstream")
-        handler.send_header("transfer-encoding", "chunked")
-        handler.end_headers()
-        for i, frame in enumerate(frames):
-            if i == len(frames) - 1 and self.stream_gate:
-                self.release.wait(10)
-            if i == self.cut_after:
-                handler.close_connection = True
-                handler.connection.shutdown(2)
-                return None
-            if i == self.stall_after:
-                time.sleep(5)
-            time.sleep(self.frame_delay)
-            handler.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
-            handler.wfile.flush()
-        self.last_frame_sent.set()
-        handler.wfile.write(b"0\r\n\r\n")
-        handler.wfile.flush()
+            return wire.send(200, b"not-gzip!", "application/json", {"content-encoding": "gzip"})
+        try:
+            body = json.loads(request.body or b"{}")
+            if self.strict:
+                self._validate(model, operation, body)
+        except json.JSONDecodeError:
+            return self.error(wire, 400, "Malformed input request, please reformat your input.")
+        except Refused as refused:
+            return self.error(wire, refused.status, refused.message)
+        script = self.next_script(Reply, Fail)
+        if script is None and not self.strict:
+            return self._canned(wire, model, operation)
+        stream = operation.endswith("stream")
+        if isinstance(script, Fail) and not (script.mid_stream and stream):
+            headers = {"retry-after": script.retry_after} if script.retry_after else {}
+            return self.error(wire, script.status, script.message, script.kind, headers)
+        fail = script if isinstance(script, Fail) else None
+        reply = script if isinstance(script, Reply) else None
+        if operation.startswith("converse"):
+            return self._converse(wire, body, reply, fail, stream)
+        return self._invoke(wire, model, body, reply, fail, stream)
 
-    @staticmethod
-    def _json(
-        handler, status: int, payload: dict, error_type: str | None = None, headers=None
-    ) -> None:
-        data = json.dumps(payload).encode()
-        handler.send_response(status)
-        handler.send_header("content-type", "application/json")
-        for name, value in (headers or {}).items():
-            handler.send_header(name, value)
-        if error_type:
-            handler.send_header("x-amzn-ErrorType", error_type)
-        handler.send_header("content-length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+    def _validate(self, model: str, operation: str, body) -> None:
+        signatures = self.issued_signatures if self.check_signatures else None
+        if operation.startswith("converse"):
+            return check_converse(body, signatures)
+        if "anthropic." not in model:
+            raise Refused(f"fake: InvokeModel is only faked for anthropic models, not {model}")
+        check_invoke(body, signatures)
+
+    def _summary(self, request: Recorded, wire: Wire) -> None:
+        self.summaries += 1
+        if self.summarizer_fails:
+            return wire.json({"error": {"code": 500, "message": "boom"}}, 500)
+        text = f"SUMMARY#{self.summaries} of {len(request.body)} bytes"
+        wire.json({"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}}]})
+
+    def _canned(self, wire: Wire, model: str, operation: str) -> None:
+        if operation == "invoke":
+            return wire.json(canned_invoke(model))
+        if operation == "converse":
+            return wire.json(CANNED_CONVERSE)
+        if operation == "invoke-with-response-stream":
+            return self._frames(wire, anthropic_stream_frames())
+        self._frames(wire, converse_stream_frames())
+
+    def _frames(self, wire: Wire, frames: list[bytes]) -> None:
+        if self.stream_exception:
+            message = {"message": "model is overloaded"}
+            frames.insert(2, encode_event(message, "throttlingException", "exception"))
+        wire.stream(EVENTS, frames)
+
+    def _undeclared(self, wire: Wire, reply: Reply, declared: dict) -> bool:
+        missing = [name for name, _ in reply.tool_calls if name not in declared]
+        if missing:
+            self.error(wire, 400, f"fake: scripted call to '{missing[0]}', not in the tools")
+        return bool(missing)
+
+    def _converse(self, wire: Wire, body: dict, reply, fail, stream: bool) -> None:
+        specs = [
+            t["toolSpec"]
+            for t in (body.get("toolConfig") or {}).get("tools") or []
+            if "toolSpec" in t
+        ]
+        declared = {
+            s.get("name"): json.dumps((s.get("inputSchema") or {}).get("json")) for s in specs
+        }
+        self.tool_schemas.append(declared)
+        reply = reply or converse_default_reply(body)
+        if self.strict and self._undeclared(wire, reply, declared):
+            return None
+        answer = ConverseAnswer(reply)
+        if answer.signature:
+            self.issued_signatures[answer.signature] = "".join(reply.thinking or "")
+        self.tool_ids += answer.tool_ids
+        usage = reply.usage or default_usage(reply, converse_prompt_text(body))
+        if not stream:
+            return wire.json(answer.response(usage))
+        self._frames(wire, answer.frames(usage, fail))
+
+    def _invoke(self, wire: Wire, model: str, body: dict, reply, fail, stream: bool) -> None:
+        tools = body.get("tools") or []
+        declared = {t.get("name"): json.dumps(t.get("input_schema")) for t in tools}
+        self.tool_schemas.append(declared)
+        reply = reply or default_reply(body)
+        if self.strict and self._undeclared(wire, reply, declared):
+            return None
+        rendered = Rendered(reply)
+        if rendered.signature:
+            self.issued_signatures[rendered.signature] = "".join(reply.thinking or "")
+        self.tool_ids += rendered.tool_ids
+        usage = anthropic_usage(reply.usage or default_usage(reply, prompt_text(body)))
+        if not stream:
+            counts = {
+                "x-amzn-bedrock-input-token-count": usage.get("input_tokens", 0),
+                "x-amzn-bedrock-output-token-count": usage.get("output_tokens", 0),
+            }
+            return wire.json(rendered.message(model, usage), headers=counts)
+        self._frames(wire, invoke_frames(rendered, model, usage, fail))
