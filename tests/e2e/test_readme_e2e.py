@@ -88,13 +88,15 @@ def normalise(command: str) -> str:
 def readme_blocks(text: str) -> list[Block]:
     """Each sh block as one session, then each inline command not already in one."""
     blocks, seen = [], set()
-    for lang, body in _FENCE.findall(text):
+    for fence in _FENCE.finditer(text):
+        lang, body = fence.groups()
         if lang != "sh":
             continue
         lines = [normalise(line) for line in body.replace("\\\n", " ").splitlines()]
         commands = [line for line in lines if line]
         seen.update(commands)
-        blocks.append(Block(f"sh:{commands[0][:60]}", commands))
+        heading = re.findall(r"^## (.+)$", text[: fence.start()], re.MULTILINE)[-1]
+        blocks.append(Block(f"{heading}: {commands[0][:50]}", commands))
     prose = _FENCE.sub("", text)
     for span in _INLINE.findall(prose):
         if not _COMMAND_WORD.match(span) or span in _PROGRAM_NAMES or span.endswith("/"):
