@@ -1,13 +1,14 @@
-"""Every command the README shows works as printed.
+"""Every command and SDK example the README shows works as printed.
 
-Each ```sh block runs as one shell session would (its `export`s last until the block ends), and
-each command quoted inline in the prose runs on its own. The README's ports become free
-loopback ports, its upstreams local fakes (tests/fake_llm.py) behind a Google that is out of
-reach (as offline: only base_url, pointed at a fake, may answer), and HOME a temporary directory;
-a `# NAME.yaml` block is written where the commands run. A command that starts the proxy must
-print its "listening at" lines and each reverse listener must answer /health; a curl must get a
-2xx JSON answer from the proxy. A command the test does not know how to run fails it, unless
-DOC_ONLY says why it cannot run here: the README cannot gain a command that nobody ran.
+Each ```sh block runs as one shell session would (its `export`s last until the block ends), each
+command quoted inline in the prose runs on its own, and each Python example runs against the
+proxy the minimal start runs. The README's ports become free loopback ports, its upstreams
+local fakes (tests/fake_llm.py) behind a Google that is out of reach (as offline: only base_url,
+pointed at a fake, may answer), and HOME a temporary directory; a `# NAME.yaml` block is written
+where the commands run. A command that starts the proxy must print its "listening at" lines and
+each reverse listener must answer /health; a curl must get a 2xx JSON answer from the proxy. A
+command the test does not know how to run fails it, unless DOC_ONLY says why it cannot run here
+(PYTHON_ELSEWHERE for Python): the README cannot gain a command that nobody ran.
 """
 
 from __future__ import annotations
@@ -55,6 +56,15 @@ DOC_ONLY = {
     "scripts/lock": "rewrites constraints.txt from the package index",
     "scripts/lock --upgrade": "rewrites constraints.txt from the package index",
     "pip install -c constraints.txt -e '.[dev]'": "what scripts/test runs on every change",
+}
+
+# Python examples not run here, by a line that marks them, with the reason.
+PYTHON_ELSEWHERE = {
+    "# my_proxy.py": "run by test_ways_to_run_e2e.py::test_readme_python_api_example_runs",
+    "boto3.client(": (
+        "its upstream is AWS itself; test_bedrock_e2e.py drives boto3 the same way, and "
+        "test_boto3_example_uses_a_proxy_aws_credentials_id_the_yaml_defines checks its key"
+    ),
 }
 
 LAUNCHERS = ("scripts/start", "gemini-calo", ".venv/bin/gemini-calo", "python -m calo_addon")
@@ -119,6 +129,7 @@ def named_yaml(text: str) -> dict[str, str]:
 
 
 BLOCKS = readme_blocks(README.read_text())
+PYTHON = [body for lang, body in _FENCE.findall(README.read_text()) if lang == "python"]
 
 
 # ---------------------------------------------------------------- running one block
@@ -295,13 +306,11 @@ def fakes():
         yield gemini, local
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[b.name for b in BLOCKS])
-def test_readme_command_runs_as_printed(block, tmp_path, fakes):
+def new_session(tmp_path: Path, fakes) -> Session:
     gemini, local = fakes
-    local.clear()
     home = tmp_path / "home"
     home.mkdir()
-    session = Session(
+    return Session(
         cwd=tmp_path,
         env=clean_env(HOME=str(home), GEMINI_CALO_BASE_URL=gemini.url, **BASE_ENV),
         ports={
@@ -313,6 +322,13 @@ def test_readme_command_runs_as_printed(block, tmp_path, fakes):
         },
         upstreams={GOOGLE: f"http://127.0.0.1:{OFFLINE}"},  # as unreachable as Google offline
     )
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[b.name for b in BLOCKS])
+def test_readme_command_runs_as_printed(block, tmp_path, fakes):
+    local = fakes[1]
+    local.clear()
+    session = new_session(tmp_path, fakes)
     for name, body in named_yaml(README.read_text()).items():
         (tmp_path / name).write_text(session.swap(body))
     try:
@@ -322,6 +338,29 @@ def test_readme_command_runs_as_printed(block, tmp_path, fakes):
         session.stop()
     # what reached the Ollama stand-in is what Ollama serves: OpenAI's own /v1/ paths
     assert all(r.path.startswith("/v1/") for r in local.requests), [r.path for r in local.requests]
+
+
+@pytest.mark.parametrize("example", PYTHON, ids=[b.splitlines()[0][:40] for b in PYTHON])
+def test_readme_python_example_runs_against_the_minimal_start(example, tmp_path, fakes):
+    """Each SDK example, pointed at the proxy the minimal start runs, gets its answer."""
+    if elsewhere := [why for mark, why in PYTHON_ELSEWHERE.items() if mark in example]:
+        pytest.skip(elsewhere[0])
+    session = new_session(tmp_path, fakes)
+    (tmp_path / "example.py").write_text(session.swap(example))
+    try:
+        session.start(["scripts/start"], dict(session.env))
+        result = subprocess.run(
+            [str(BIN / "python"), "example.py"],
+            cwd=tmp_path,
+            env=session.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        session.stop()
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_doc_only_commands_are_still_in_the_readme():
