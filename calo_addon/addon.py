@@ -16,7 +16,7 @@ from mitmproxy.exceptions import OptionsError
 from mitmproxy.proxy.mode_specs import ReverseMode
 
 from . import config as cfg
-from . import connect, mitm, redact
+from . import connect, mitm, redact, startup
 from .aws import ClientAWS, signed_region
 from .body import JsonBody
 from .call import Call, json_payload
@@ -104,13 +104,15 @@ class Calo:
     def configure(self, updated: set[str]) -> None:
         if self.pipeline is not None and "calo_config" not in updated:
             return
+        startup.watch()  # while mitmproxy starts, its first error ends it in one clear line
         try:
             self._load()
         except cfg.ConfigError as e:
             if self.pipeline is not None:
                 raise OptionsError(f"calo_addon: {e}") from None  # refused; the old one stays
-            # At startup one clear line, no traceback: mitmdump exits on an error logged while
-            # starting, and until configured every API request is refused (never forwarded).
+            if startup.starting():  # one clear line, no traceback, and no listener after it
+                startup.stop(f"calo_addon: {e}", 2)
+            # A hot reload: until configured every API request is refused (never forwarded).
             logger.error(f"calo_addon: {e}")
             return
         # Reverse mode rewrites Host before any hook; SigV4 clients signed the Host they sent,
@@ -134,6 +136,7 @@ class Calo:
         logger.info("calo_addon configured from %s", settings.source)
 
     def running(self) -> None:
+        startup.unwatch()
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._watch_config_file()),

@@ -35,7 +35,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     from mitmproxy.tools import main as mitm
 
-    (mitm.mitmweb if web else mitm.mitmdump)(mitmproxy_args(settings, extra))
+    from . import startup
+
+    try:
+        (mitm.mitmweb if web else mitm.mitmdump)(mitmproxy_args(settings, extra))
+    except OSError as e:  # raised, not logged: mitmweb's own web server failing to listen
+        sys.exit(f"gemini-calo: {startup.summary(str(e))}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-# Sourced by scripts/start and scripts/test: find a Python >= 3.12, create or reuse .venv,
-# install the project (with extras "$CALO_EXTRAS") when pyproject.toml changed.
+# Sourced by scripts/start, scripts/test and scripts/lock: find a Python >= 3.12, create or reuse
+# .venv, and install the project (with extras "$CALO_EXTRAS") at the versions constraints.txt
+# pins, again whenever pyproject.toml or constraints.txt changes.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
+CONSTRAINTS="$ROOT/constraints.txt"
 
 is_new_enough() {
   "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1
@@ -24,23 +26,37 @@ find_python() {
   return 1
 }
 
+python_or_die() {
+  find_python || {
+    echo "calo_addon needs Python >= 3.12 and found none: install one, or set CALO_PYTHON=/path/to/python3.12" >&2
+    exit 1
+  }
+}
+
+# What the installed versions depend on: pyproject.toml and constraints.txt, as one checksum.
+inputs_sum() {
+  cat "$ROOT/pyproject.toml" "$CONSTRAINTS" 2>/dev/null | cksum | cut -d' ' -f1
+}
+
 ensure_venv() {
   if [ ! -x "$VENV/bin/python" ] || ! is_new_enough "$VENV/bin/python"; then
     local py
-    py="$(find_python)" || {
-      echo "calo_addon needs Python >= 3.12 and found none: install one, or set CALO_PYTHON=/path/to/python3.12" >&2
-      exit 1
-    }
+    py="$(python_or_die)"
     echo "creating $VENV with $py ($("$py" --version 2>&1))" >&2
     rm -rf "$VENV"
     "$py" -m venv "$VENV"
   fi
-  local spec="." stamp
-  [ -n "${CALO_EXTRAS:-}" ] && spec=".[${CALO_EXTRAS}]"
-  stamp="$VENV/.calo-installed-$(cat "$ROOT/pyproject.toml" | cksum | cut -d' ' -f1)-${CALO_EXTRAS:-runtime}"
-  if [ ! -f "$stamp" ]; then
-    echo "installing calo_addon$([ -n "${CALO_EXTRAS:-}" ] && echo " with $CALO_EXTRAS extras") into $VENV" >&2
-    (cd "$ROOT" && "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$spec") >&2
-    touch "$stamp"
+  local extras="${CALO_EXTRAS:-}" sum spec="."
+  sum="$(inputs_sum)"
+  [ -n "$extras" ] && spec=".[${extras}]"
+  # the dev extras include everything the runtime needs
+  if [ -f "$VENV/.calo-installed-$sum-${extras:-runtime}" ] || { [ -z "$extras" ] && [ -f "$VENV/.calo-installed-$sum-dev" ]; }; then
+    return 0
   fi
+  echo "installing calo_addon$([ -n "$extras" ] && echo " with $extras extras") into $VENV" >&2
+  local pins=()
+  [ -f "$CONSTRAINTS" ] && pins=(-c "$CONSTRAINTS")
+  (cd "$ROOT" && "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check ${pins[@]+"${pins[@]}"} -e "$spec") >&2
+  find "$VENV" -maxdepth 1 -name '.calo-installed-*' ! -name ".calo-installed-$sum-*" -delete
+  touch "$VENV/.calo-installed-$sum-${extras:-runtime}"
 }
