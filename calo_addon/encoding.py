@@ -1,0 +1,245 @@
+"""Content-Encoding decoding with a cap: the one place the addon decompresses a body.
+
+mitmproxy's own decoding (`Message.get_content`, `.text`, `.json()`) inflates a whole body in
+one call, so half a megabyte of gzip becomes half a gigabyte in memory before anyone can look
+at its size. Here each decompressor is asked for at most `cap + 1` bytes at a time, so a bomb
+costs about the cap and is refused there (`TooLarge`).
+
+Encodings: everything mitmproxy reads (identity/none, gzip, deflate, deflateraw, br, zstd)
+plus `x-gzip`, and a comma list of them (applied in order, so undone right to left). gzip
+reads every member (RFC 1952); zstd windows over 8 MB are refused (RFC 9659), which also keeps
+the decompressor's own memory small.
+"""
+
+from __future__ import annotations
+
+import sys
+import zlib
+
+import brotli
+from mitmproxy import http
+
+if sys.version_info >= (3, 14):
+    from compression import zstd
+else:  # mitmproxy depends on the backport before 3.14
+    from backports import zstd
+
+DEFAULT_MAX_OUTPUT = 8 * 1024 * 1024  # per Decoder call: far above any honest chunk's growth
+ZSTD_WINDOW_LOG_MAX = 23  # 8 MB, RFC 9659 section 3
+_GZIP_MAGIC = b"\x1f\x8b"
+_ERRORS = (zlib.error, brotli.error, zstd.ZstdError, EOFError)
+
+
+class TooLarge(Exception):
+    """The decoded body would pass the cap; nothing past the cap was produced."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"decoded body over {limit} bytes")
+        self.limit = limit
+
+
+# ---------------------------------------------------------------- one encoding each
+#
+# Each codec's `step(data, cap)` returns the output for `data`, or, when there is more than
+# `cap` bytes of it, a little more than `cap` bytes (the codec is then spent). `end()` checks
+# the compressed stream was complete.
+
+
+class _Identity:
+    def step(self, data: bytes, cap: int) -> bytes:
+        return data
+
+    def end(self) -> None:
+        pass
+
+
+class _Zlib:
+    """gzip (every member) or zlib-wrapped deflate; `wbits` says which header to expect."""
+
+    def __init__(self, wbits: int, members: bool):
+        self._wbits, self._members = wbits, members
+        self._d = zlib.decompressobj(wbits)
+        self._fed = False
+
+    def step(self, data: bytes, cap: int) -> bytes:
+        self._fed = self._fed or bool(data)
+        out = self._d.decompress(data, cap + 1)
+        while self._members and self._d.eof and self._d.unused_data[:2] == _GZIP_MAGIC:
+            if len(out) > cap:
+                break
+            rest, self._d = self._d.unused_data, zlib.decompressobj(self._wbits)
+            out += self._d.decompress(rest, cap + 1 - len(out))
+        return out
+
+    def end(self) -> None:
+        if self._fed and not self._d.eof:
+            raise ValueError("compressed body is truncated")
+
+
+class _Deflate:
+    """`deflate` as sent in practice: zlib-wrapped (RFC 9110) or raw, told apart by the header."""
+
+    def __init__(self) -> None:
+        self._head = b""
+        self._codec: _Zlib | None = None
+
+    def step(self, data: bytes, cap: int) -> bytes:
+        if self._codec is None:
+            self._head += data
+            if len(self._head) < 2:
+                return b""
+            cmf, flg = self._head[0], self._head[1]
+            wrapped = cmf & 0x0F == 8 and (cmf << 8 | flg) % 31 == 0
+            self._codec = _Zlib(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS, members=False)
+            data, self._head = self._head, b""
+        return self._codec.step(data, cap)
+
+    def end(self) -> None:
+        if self._codec is not None:
+            self._codec.end()
+        elif self._head:
+            raise ValueError("compressed body is truncated")
+
+
+class _Brotli:
+    def __init__(self) -> None:
+        self._d = brotli.Decompressor()
+        self._fed = False
+
+    def step(self, data: bytes, cap: int) -> bytes:
+        self._fed = self._fed or bool(data)
+        parts = [self._d.process(data, output_buffer_limit=cap + 1)]
+        total = len(parts[0])
+        while total <= cap and not self._d.can_accept_more_data():  # output held back
+            parts.append(self._d.process(b"", output_buffer_limit=cap + 1 - total))
+            total += len(parts[-1])
+        return b"".join(parts)
+
+    def end(self) -> None:
+        if self._fed and not self._d.is_finished():
+            raise ValueError("compressed body is truncated")
+
+
+class _Zstd:
+    def __init__(self) -> None:
+        self._d = self._new()
+        self._fed = False
+
+    @staticmethod
+    def _new():
+        return zstd.ZstdDecompressor(
+            options={zstd.DecompressionParameter.window_log_max: ZSTD_WINDOW_LOG_MAX}
+        )
+
+    def step(self, data: bytes, cap: int) -> bytes:
+        self._fed = self._fed or bool(data)
+        out = self._d.decompress(data, cap + 1)
+        while self._d.eof and self._d.unused_data and len(out) <= cap:  # the next frame
+            rest, self._d = self._d.unused_data, self._new()
+            out += self._d.decompress(rest, cap + 1 - len(out))
+        return out
+
+    def end(self) -> None:
+        if self._fed and not self._d.eof:
+            raise ValueError("compressed body is truncated")
+
+
+_CODECS = {
+    "": _Identity,
+    "identity": _Identity,
+    "none": _Identity,
+    "gzip": lambda: _Zlib(32 + zlib.MAX_WBITS, members=True),  # gzip or zlib header, as mitmproxy
+    "x-gzip": lambda: _Zlib(32 + zlib.MAX_WBITS, members=True),
+    "deflate": _Deflate,
+    "deflateraw": lambda: _Zlib(-zlib.MAX_WBITS, members=False),
+    "br": _Brotli,
+    "zstd": _Zstd,
+}
+
+
+def supported(encoding: str) -> bool:
+    """Whether `encoding` (a Content-Encoding value) is one this module can undo."""
+    return all(name in _CODECS for name in _names(encoding))
+
+
+def _names(encoding: str) -> list[str]:
+    return [name.strip().lower() for name in encoding.split(",")]
+
+
+# ---------------------------------------------------------------- public interface
+
+
+class Decoder:
+    """Undoes a Content-Encoding chunk by chunk, for a body that streams.
+
+    `feed(chunk)` returns what that chunk decodes to and `flush()` the rest at the end; each
+    raises `TooLarge` when its own output would pass `max_output` (memory stays bounded per
+    call, however long the stream) and `ValueError` for bytes that do not decode. After
+    either, the decoder is spent.
+    """
+
+    def __init__(self, encoding: str, max_output: int = DEFAULT_MAX_OUTPUT):
+        if not supported(encoding):
+            raise ValueError(f"unsupported content-encoding: {encoding!r}")
+        # applied left to right by the sender, so undone right to left
+        self._codecs = [_CODECS[name]() for name in reversed(_names(encoding))]
+        self.max_output = max_output
+
+    def feed(self, chunk: bytes) -> bytes:
+        return self._checked(chunk, final=False)
+
+    def flush(self) -> bytes:
+        return self._checked(b"", final=True)
+
+    def _checked(self, data: bytes, final: bool) -> bytes:
+        out, truncated = self._run(data, self.max_output, final)
+        if truncated:
+            raise TooLarge(self.max_output)
+        return out
+
+    def _run(self, data: bytes, cap: int, final: bool) -> tuple[bytes, bool]:
+        """Output (at most about `cap` bytes) and whether it was cut there."""
+        truncated = False
+        try:
+            for codec in self._codecs:
+                data = codec.step(data, cap) if data else b""
+                if len(data) > cap:  # this codec is spent; later ones still get the prefix
+                    data, truncated = data[:cap], True
+                elif final and not truncated:
+                    codec.end()
+        except _ERRORS as e:
+            raise ValueError(f"body does not decode: {e}") from None
+        return data, truncated
+
+
+def decode(data: bytes, encoding: str, limit: int) -> bytes:
+    """The whole decoded body; `TooLarge` past `limit` bytes, `ValueError` if it does not decode."""
+    out, truncated = Decoder(encoding, limit)._run(data, limit, final=True)
+    if truncated:
+        raise TooLarge(limit)
+    return out
+
+
+def decode_prefix(data: bytes, encoding: str, limit: int) -> tuple[bytes, bool]:
+    """At most the first `limit` decoded bytes, and whether the body goes on past them."""
+    return Decoder(encoding, limit)._run(data, limit, final=False)
+
+
+def preview(message: http.Message, limit: int) -> str | None:
+    """A text preview of a message's body for the debug log, decoding at most `limit` bytes.
+
+    None when there is no body (a streamed one is not kept) or it does not decode. The text
+    is cut at `limit` decoded bytes: a refused bomb is never inflated to see what it holds.
+    """
+    raw = message.raw_content
+    if raw is None:
+        return None
+    try:
+        data, _ = decode_prefix(raw, message.headers.get("content-encoding", ""), limit)
+    except ValueError:
+        return None
+    charset = http.infer_content_encoding(message.headers.get("content-type", ""), data)
+    try:
+        return data.decode(charset, "replace")
+    except LookupError:  # a charset Python does not know
+        return data.decode("utf-8", "replace")
