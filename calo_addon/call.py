@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from mitmproxy import http
 
-from . import failover, redact
+from . import encoding, failover, redact
 from .calllog import CallLog, logger
 from .credentials import label_sent_credentials
 from .dialects import Operation, Refusal, Usage
@@ -46,7 +46,7 @@ class Call:
     rollup: Plan | None = None
     events: list | None = None  # stream events, kept only to give the rollup the reply
 
-    def observe(self, event: Any) -> None:
+    def observe(self, event_type: str | None, event: Any) -> None:
         usage = self.op.dialect.usage(event)
         if usage is not None:
             self.usage = usage
@@ -68,11 +68,16 @@ class Call:
         """A whole (not streamed) JSON answer: its usage, and for a 200 the rollup's reply."""
         if not response or "json" not in response.headers.get("content-type", ""):
             return
-        try:
-            payload = orjson.loads(response.get_content(strict=True) or b"null")
-        except ValueError:
-            return  # an undecodable or non-JSON body passes through as it is; no usage to read
-        self.observe(payload)
+        try:  # capped: a compressed bomb is not inflated; over the cap, no usage is read
+            raw = encoding.decode(
+                response.raw_content or b"",
+                response.headers.get("content-encoding", ""),
+                self.pipeline.settings.max_body_bytes,
+            )
+            payload = orjson.loads(raw or b"null")
+        except (ValueError, encoding.TooLarge):
+            return  # the body passes through as it is; no usage to read
+        self.observe(None, payload)
         if response.status_code == 200:
             self.remember_reply(payload)
 
@@ -161,7 +166,7 @@ def comment(record: dict[str, Any]) -> str:
 
 
 def message_dump(message: http.Message) -> dict[str, Any]:
-    text = message.get_text(strict=False) or ""
+    text = encoding.preview(message, 65536) or ""  # never inflates more than it shows
     dump: dict[str, Any] = {"headers": redact.headers(message.headers.items(multi=True))}
     if isinstance(message, http.Request):
         dump["query"] = redact.query(message.query.items(multi=True))
