@@ -17,7 +17,7 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 
 from . import aws, connect, failover
 from . import config as cfg
-from .body import JsonBody
+from .body import JsonBody, cut_by_mitmproxy, limit_mitmproxy_bodies, oversize_record
 from .call import Call
 from .calllog import logger
 from .connect import ConnectFailed, OpenConnections
@@ -69,6 +69,7 @@ class Calo:
         self.connections = OpenConnections()
         self.failover = failover.Failover()
         self._calls: weakref.WeakKeyDictionary[http.HTTPFlow, Call] = weakref.WeakKeyDictionary()
+        self._body_limit: str | None = None  # the body_size_limit we set (body.py says why)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -113,6 +114,9 @@ class Calo:
         if old is not None:
             old.log.stop()
         self.pipeline.log.start()
+        self._body_limit = limit_mitmproxy_bodies(
+            ctx.options, settings.max_body_bytes, self._body_limit
+        )
         logger.info("calo_addon configured from %s", settings.source)
 
     def running(self) -> None:
@@ -222,7 +226,7 @@ class Calo:
         request, op = flow.request, call.op
         if flow.is_replay != "request":  # a replay from mitmweb is the operator's, not a client's
             pipeline.inbound.check(request, call.presented)
-        body = JsonBody(request) if op.needs_body else None
+        body = JsonBody(request, pipeline.settings.max_body_bytes) if op.needs_body else None
         payload = body.value if body else None
 
         call.requested_model = op.dialect.model(op, payload)
@@ -332,6 +336,11 @@ class Calo:
     def error(self, flow: http.HTTPFlow) -> None:
         call = self._calls.pop(flow, None)
         if call is None:
+            ours = isinstance(flow.client_conn.proxy_mode, ReverseMode) or self._is_api_host(
+                flow.request.host, flow.request.port
+            )
+            if ours and cut_by_mitmproxy(flow) and self.pipeline:  # mitmproxy answered 413
+                self.pipeline.log.write(oversize_record(flow, ctx.options.body_size_limit))
             return
         message = flow.error.msg if flow.error else "unknown error"
         status = None
