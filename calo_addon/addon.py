@@ -17,7 +17,13 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 
 from . import aws, connect, failover
 from . import config as cfg
-from .body import JsonBody, cut_by_mitmproxy, limit_mitmproxy_bodies, oversize_record
+from .body import (
+    JsonBody,
+    close_after_cut,
+    cut_by_mitmproxy,
+    limit_mitmproxy_bodies,
+    oversize_record,
+)
 from .call import Call
 from .calllog import logger
 from .connect import ConnectFailed, OpenConnections
@@ -336,11 +342,13 @@ class Calo:
     def error(self, flow: http.HTTPFlow) -> None:
         call = self._calls.pop(flow, None)
         if call is None:
-            ours = isinstance(flow.client_conn.proxy_mode, ReverseMode) or self._is_api_host(
-                flow.request.host, flow.request.port
-            )
-            if ours and cut_by_mitmproxy(flow) and self.pipeline:  # mitmproxy answered 413
-                self.pipeline.log.write(oversize_record(flow, ctx.options.body_size_limit))
+            if cut_by_mitmproxy(flow):  # mitmproxy answered 413 itself (body.py says why)
+                close_after_cut(flow)
+                reverse = isinstance(flow.client_conn.proxy_mode, ReverseMode)
+                if self.pipeline and (
+                    reverse or self._is_api_host(flow.request.host, flow.request.port)
+                ):
+                    self.pipeline.log.write(oversize_record(flow, ctx.options.body_size_limit))
             return
         message = flow.error.msg if flow.error else "unknown error"
         status = None

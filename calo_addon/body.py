@@ -17,19 +17,22 @@ accept the same bodies.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
 
 import orjson
-from mitmproxy import http
+from mitmproxy import ctx, http
 
 from . import encoding
 from .dialects import Refusal, dialect_for_path
 
 # flow.error.msg when mitmproxy's body_size_limit cut a request (mitmproxy/proxy/layers/http)
 REQUEST_OVER_LIMIT = "Request body exceeds mitmproxy's body_size_limit."
+CLOSE_WAIT = 10.0  # seconds to wait for mitmproxy's connection task to end after a cut
 _UNSET = object()
+_closers: set[asyncio.Task] = set()  # running close_after_cut tasks (asyncio keeps weak refs)
 
 
 class JsonBody:
@@ -121,3 +124,30 @@ def oversize_record(flow: http.HTTPFlow, limit: str | None) -> dict[str, Any]:
         "refused": f"request body over {limit} bytes (body_size_limit)",
         "declared_length": flow.request.headers.get("content-length"),
     }
+
+
+def close_after_cut(flow: http.HTTPFlow) -> None:
+    """Make sure the client's connection closes once mitmproxy's 413 has gone out.
+
+    mitmproxy 12.3 cancels the connection's task after queueing the 413. When the client is
+    still sending, that cancellation can land on `await self.server_event(...)` in
+    `ConnectionHandler.handle_connection` (mitmproxy/proxy/server.py:294), outside the `try`
+    that leads to `writer.close()` (server.py:319-322): the socket then stays open, the client
+    waits forever and the descriptor leaks. This waits for that task to end and closes the
+    writer if mitmproxy did not. Anything missing (another mitmproxy) and it does nothing.
+    """
+    server = ctx.master.addons.get("proxyserver")
+    handler = getattr(server, "connections", {}).get(flow.client_conn.id)
+    io = getattr(handler, "transports", {}).get(getattr(handler, "client", None))
+    task, writer = getattr(io, "handler", None), getattr(io, "writer", None)
+    if task is None or writer is None or not hasattr(writer, "is_closing"):
+        return
+    closer = asyncio.get_running_loop().create_task(_close_when_done(task, writer))
+    _closers.add(closer)
+    closer.add_done_callback(_closers.discard)
+
+
+async def _close_when_done(task: asyncio.Task, writer: Any) -> None:
+    await asyncio.wait([task], timeout=CLOSE_WAIT)
+    if task.done() and not writer.is_closing():
+        writer.close()  # the 413 queued before it still goes out first
