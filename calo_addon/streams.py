@@ -10,7 +10,8 @@ Events reach a callback as `(event_type, data)`: event_type is the SSE `event:` 
 event stream's `:event-type` (`:exception-type` for exceptions), or None (JSON-array events);
 data is the parsed JSON, or the text when it is not JSON (e.g. "[DONE]").
 
-Only new bytes are ever scanned and at most one unfinished event is held (MAX_PENDING bytes),
+Only new bytes are ever scanned and at most one unfinished event is held (`limit` bytes,
+MAX_PENDING unless the caller says),
 so an endless event or a stream of a million events costs memory for one and time for each.
 """
 
@@ -25,12 +26,12 @@ from typing import Any
 import orjson
 from botocore.eventstream import EventStreamBuffer
 
-from .encoding import Decoder
+from .encoding import Decoder, TooLarge
 
 SSE = "sse"
 JSON_ARRAY = "json-array"
 EVENTSTREAM = "eventstream"  # AWS binary event stream (Bedrock)
-MAX_PENDING = 8 * 1024 * 1024  # an event larger than this is not read (the bytes still pass)
+MAX_PENDING = 8 * 1024 * 1024  # default limit: a larger event is not read (the bytes still pass)
 
 EventSink = Callable[[str | None, Any], None]
 
@@ -42,7 +43,7 @@ _NEWLINE = re.compile(r"\r\n|\r|\n")
 
 
 class TooBig(Exception):
-    """One event holds more than MAX_PENDING bytes."""
+    """One event holds more than the reader's limit."""
 
 
 def stream_format(content_type: str) -> str | None:
@@ -104,8 +105,8 @@ class SseReader:
     and the current event's data lines, never the text already read.
     """
 
-    def __init__(self, emit: EventSink):
-        self._emit = emit
+    def __init__(self, emit: EventSink, limit: int = MAX_PENDING):
+        self._emit, self._limit = emit, limit
         self._line = bytearray()
         self._data: list[bytes] = []
         self._size = 0
@@ -125,7 +126,7 @@ class SseReader:
             self._on_line(line)
             pos = end.end()
         self._line += chunk[pos:]
-        if self._size + len(self._line) > MAX_PENDING:
+        if self._size + len(self._line) > self._limit:
             raise TooBig
 
     def end(self) -> None:
@@ -165,8 +166,8 @@ class JsonArrayReader:
     once. A bare object (no enclosing array) is read as one event.
     """
 
-    def __init__(self, emit: EventSink):
-        self._emit = emit
+    def __init__(self, emit: EventSink, limit: int = MAX_PENDING):
+        self._emit, self._limit = emit, limit
         self._buf = bytearray()
         self._pos = 0  # scanned up to here
         self._start: int | None = None  # where the element in progress begins
@@ -183,7 +184,7 @@ class JsonArrayReader:
             self._pos -= done
             if self._start is not None:
                 self._start -= done
-        if len(self._buf) > MAX_PENDING:
+        if len(self._buf) > self._limit:
             raise TooBig
 
     def end(self) -> None:
@@ -239,8 +240,8 @@ class EventStreamReader:
 
     PRELUDE = 12  # total length, headers length, prelude CRC
 
-    def __init__(self, emit: EventSink, exceptions: list[str]):
-        self._emit = emit
+    def __init__(self, emit: EventSink, exceptions: list[str], limit: int = MAX_PENDING):
+        self._emit, self._limit = emit, limit
         self._exceptions = exceptions
         self._buf = bytearray()
         self._frames = EventStreamBuffer()
@@ -251,7 +252,7 @@ class EventStreamReader:
             total = int.from_bytes(self._buf[:4], "big")
             if zlib.crc32(self._buf[:8]) != int.from_bytes(self._buf[8:12], "big"):
                 raise ValueError("event stream prelude checksum mismatch")
-            if total > MAX_PENDING:
+            if total > self._limit:
                 raise TooBig
             if len(self._buf) < total:
                 return
@@ -281,21 +282,24 @@ class StreamTap:
     """Passes every chunk unchanged and reads its events beside it.
 
     Anything that goes wrong beside (an encoding that does not decode, an event over
-    MAX_PENDING, a callback error) stops the reading, never the stream: `broken` is set and
+    `limit`, a callback error) stops the reading, never the stream: `broken` is set and
     `reason` says why.
     """
 
-    def __init__(self, fmt: str, content_encoding: str, on_event: EventSink):
+    def __init__(
+        self, fmt: str, content_encoding: str, on_event: EventSink, limit: int = MAX_PENDING
+    ):
         self.exceptions: list[str] = []  # exception events inside a 200 event stream
         self.chunks = 0
         self.broken = False
         self.reason: str | None = None
         self.on_chunk: Callable[[], None] | None = None  # e.g. re-arm an idle timeout
-        self._reader = _reader(fmt, on_event, self.exceptions)
+        self.limit = limit  # bytes of one event, and of what one chunk decodes to
+        self._reader = _reader(fmt, on_event, self.exceptions, limit)
         self._decoder: Decoder | None = None
         try:
             if content_encoding.strip().lower() not in ("", "identity"):
-                self._decoder = Decoder(content_encoding, MAX_PENDING)
+                self._decoder = Decoder(content_encoding, limit)
         except ValueError as e:
             self._stop(str(e))
         if self._reader is None:
@@ -325,8 +329,8 @@ class StreamTap:
                 if self._decoder and (tail := self._decoder.flush()):
                     self._reader.feed(tail)
                 self._reader.end()
-        except TooBig:
-            self._stop(f"an event over {MAX_PENDING} bytes")
+        except (TooBig, TooLarge):
+            self._stop(f"an event or a chunk over {self.limit} bytes")
         except Exception as e:  # noqa: BLE001 - reading beside must never hurt the stream
             self._stop(f"{type(e).__name__}: {e}"[:200])
 
@@ -351,10 +355,11 @@ class Transcoder(StreamTap):
         translate: Callable[[str | None, Any], bytes],
         finish: Callable[[], bytes] | None = None,
         fail: Callable[[str], bytes] | None = None,
+        limit: int = MAX_PENDING,
     ):
         self._out: list[bytes] = []
         self._translate, self._finish, self._fail = translate, finish, fail
-        super().__init__(fmt, content_encoding, self._translated)
+        super().__init__(fmt, content_encoding, self._translated, limit)
         self._failed = False
 
     def _translated(self, event_type: str | None, data: Any) -> None:
@@ -377,11 +382,11 @@ class Transcoder(StreamTap):
         return out
 
 
-def _reader(fmt: str, emit: EventSink, exceptions: list[str]):
+def _reader(fmt: str, emit: EventSink, exceptions: list[str], limit: int):
     if fmt == SSE:
-        return SseReader(emit)
+        return SseReader(emit, limit)
     if fmt == JSON_ARRAY:
-        return JsonArrayReader(emit)
+        return JsonArrayReader(emit, limit)
     if fmt == EVENTSTREAM:
-        return EventStreamReader(emit, exceptions)
+        return EventStreamReader(emit, exceptions, limit)
     return None

@@ -195,6 +195,22 @@ def test_an_event_over_max_pending_breaks_the_tap_not_the_stream():
     assert passed == [*chunks, b""] and events == []
 
 
+@pytest.mark.parametrize("fmt", [SSE, JSON_ARRAY, EVENTSTREAM])
+def test_a_caller_may_set_a_smaller_limit(fmt):
+    event = {
+        SSE: sse_event(None, {"t": "x" * 2000}),
+        JSON_ARRAY: b'[{"t": "' + b"x" * 2000 + b'"}]',
+        EVENTSTREAM: encode_event({"t": "x" * 2000}, "chunk"),
+    }[fmt]
+    events: list = []
+    tap = StreamTap(fmt, "", lambda kind, data: events.append(data), limit=1000)
+    assert [tap(c) for c in (event[:1500], event[1500:], b"")] == [event[:1500], event[1500:], b""]
+    assert tap.broken and "1000" in tap.reason and events == []
+    gzipped = StreamTap(SSE, "gzip", lambda kind, data: None, limit=1000)
+    gzipped(gzip.compress(b"data: " + b"x" * 5000))
+    assert gzipped.broken
+
+
 def test_the_tap_holds_at_most_one_unfinished_event():
     """40,000 events through the tap: its own memory stays that of one event."""
     data = b"".join(sse_event(None, {"i": i, "text": "y" * 100}) for i in range(2000))

@@ -26,6 +26,8 @@ PROXY_KEY = "proxy-key-memory"
 REAL_KEY = "real-key-memory-123"
 GENERATE = "/v1beta/models/gemini-x:generateContent"
 BOMB_MODEL_PATH = "/v1beta/models/bomb:generateContent"
+BIG_PATH = "/v1beta/models/big:generateContent"
+BIG_STREAM_PATH = "/v1beta/models/big:streamGenerateContent"
 USAGE = {"promptTokenCount": 7, "candidatesTokenCount": 5, "totalTokenCount": 12}
 
 
@@ -47,9 +49,15 @@ ANSWER_BOMB = gzip_bomb(
 )
 
 
+BIG_ANSWER = json.dumps({"usageMetadata": USAGE, "pad": "x" * 2 * LIMIT}).encode()
+BIG_STREAM = [  # 3 x LIMIT in 64 KB events, usage in the last
+    f"data: {json.dumps({'pad': 'x' * 65536})}\n\n".encode() for _ in range(3 * LIMIT >> 16)
+] + [f"data: {json.dumps({'usageMetadata': USAGE})}\n\n".encode()]
+
+
 class Upstream:
-    """A loopback Gemini upstream: a small answer with usage, or for the model `bomb` a
-    gzip bomb; it records the paths it was sent."""
+    """A loopback Gemini upstream: a small answer with usage; for the model `bomb` a gzip
+    bomb, for `big` twice LIMIT, whole or as an SSE stream. It records the paths it was sent."""
 
     def __init__(self):
         self.paths: list[str] = []
@@ -65,15 +73,30 @@ class Upstream:
                 self.rfile.read(int(self.headers.get("content-length") or 0))
                 upstream.paths.append(self.path)
                 if self.path.startswith(BOMB_MODEL_PATH):
-                    body, extra = ANSWER_BOMB, {"content-encoding": "gzip"}
+                    self.answer(ANSWER_BOMB, {"content-encoding": "gzip"})
+                elif self.path.startswith(BIG_PATH):
+                    self.answer(BIG_ANSWER)
+                elif self.path.startswith(BIG_STREAM_PATH):
+                    self.stream(BIG_STREAM)
                 else:
-                    body, extra = json.dumps({"usageMetadata": USAGE}).encode(), {}
+                    self.answer(json.dumps({"usageMetadata": USAGE}).encode())
+
+            def answer(self, body: bytes, extra: dict | None = None) -> None:
                 self.send_response(200)
-                for name, value in {"content-type": "application/json", **extra}.items():
+                for name, value in {"content-type": "application/json", **(extra or {})}.items():
                     self.send_header(name, value)
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def stream(self, events: list[bytes]) -> None:
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("transfer-encoding", "chunked")
+                self.end_headers()
+                for event in events:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+                self.wfile.write(b"0\r\n\r\n")
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -253,7 +276,7 @@ def test_gzip_request_bomb_with_a_wrong_key_at_debug_is_not_inflated(proxy, upst
     )
     assert answer.status_code == 401
     assert upstream.paths == []
-    (line,) = log_lines(proxy, lambda x: x["status"] == 401 and "request" in x)
+    (line,) = log_lines(proxy, lambda x: x.get("status") == 401 and "request" in x)
     assert len(line["request"]["body"]) <= 65536  # a preview, not the 256 MB
     memory.assert_bounded()
 
@@ -275,6 +298,26 @@ def test_gzip_answer_bomb_passes_untouched_and_the_proxy_keeps_serving(proxy, up
         assert raw == ANSWER_BOMB  # the client gets the upstream's bytes as they were
         assert client.get(f"{proxy.url}/health").status_code == 200
     memory.assert_bounded()
-    lines = log_lines(proxy, lambda x: x["status"] == 200 and x["requested_model"] == "bomb")
+    lines = log_lines(
+        proxy, lambda x: x.get("status") == 200 and x.get("requested_model") == "bomb"
+    )
     assert lines[-1]["usage"] is None  # over the cap: not read (gzip answers under it are:
     # tests/e2e/test_sdks_e2e.py::test_gzip_upstream_is_decoded_by_the_clients)
+
+
+def test_answers_over_the_limit_are_cut_when_buffered_and_pass_when_streamed(proxy, upstream):
+    """mitmproxy's body_size_limit also bounds a buffered answer (502, the flow's error in
+    the log line); a streamed answer is never buffered and passes whole, usage read beside."""
+    memory = Memory(proxy)
+    key = {"x-goog-api-key": PROXY_KEY}
+    cut = httpx.post(f"{proxy.url}{BIG_PATH}", headers=key, json={}, timeout=30)
+    assert cut.status_code == 502
+    (line,) = log_lines(proxy, lambda x: x.get("requested_model") == "big" and x.get("error"))
+    assert "body_size_limit" in line["error"]
+    memory.assert_bounded()
+    streamed = httpx.post(f"{proxy.url}{BIG_STREAM_PATH}?alt=sse", headers=key, json={}, timeout=30)
+    assert streamed.status_code == 200 and streamed.content == b"".join(BIG_STREAM)
+    (line,) = log_lines(
+        proxy, lambda x: x.get("requested_model") == "big" and x.get("status") == 200
+    )
+    assert line["streaming"] and line["usage"]["input_tokens"] == 7
