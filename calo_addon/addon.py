@@ -17,13 +17,7 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 
 from . import aws, connect, failover
 from . import config as cfg
-from .body import (
-    JsonBody,
-    close_after_cut,
-    cut_by_mitmproxy,
-    limit_mitmproxy_bodies,
-    oversize_record,
-)
+from .body import JsonBody, after_cut, cut_by_mitmproxy, limit_mitmproxy_bodies
 from .call import Call
 from .calllog import logger
 from .connect import ConnectFailed, OpenConnections
@@ -343,12 +337,9 @@ class Calo:
         call = self._calls.pop(flow, None)
         if call is None:
             if cut_by_mitmproxy(flow):  # mitmproxy answered 413 itself (body.py says why)
-                close_after_cut(flow)
                 reverse = isinstance(flow.client_conn.proxy_mode, ReverseMode)
-                if self.pipeline and (
-                    reverse or self._is_api_host(flow.request.host, flow.request.port)
-                ):
-                    self.pipeline.log.write(oversize_record(flow, ctx.options.body_size_limit))
+                ours = reverse or self._is_api_host(flow.request.host, flow.request.port)
+                after_cut(flow, self.pipeline.log if self.pipeline and ours else None)
             return
         message = flow.error.msg if flow.error else "unknown error"
         status = None

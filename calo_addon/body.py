@@ -26,7 +26,9 @@ import orjson
 from mitmproxy import ctx, http
 
 from . import encoding
+from .calllog import CallLog
 from .dialects import Refusal, dialect_for_path
+from .inbound_auth import strip_client_credentials
 
 # flow.error.msg when mitmproxy's body_size_limit cut a request (mitmproxy/proxy/layers/http)
 REQUEST_OVER_LIMIT = "Request body exceeds mitmproxy's body_size_limit."
@@ -108,6 +110,19 @@ def limit_mitmproxy_bodies(options: Any, max_body_bytes: int, ours: str | None) 
 def cut_by_mitmproxy(flow: http.HTTPFlow) -> bool:
     """Whether mitmproxy's body_size_limit refused this request (it answered 413 itself)."""
     return flow.error is not None and flow.error.msg == REQUEST_OVER_LIMIT
+
+
+def after_cut(flow: http.HTTPFlow, log: CallLog | None) -> None:
+    """What the addon still owes a request mitmproxy refused for its size: the connection
+    closed, and for an API call, a log line and a stored flow without the client's key."""
+    close_after_cut(flow)
+    if log is None:
+        return  # not an API call (explicit proxy): not ours to touch
+    strip_client_credentials(flow.request)
+    record = oversize_record(flow, getattr(ctx.options, "body_size_limit", None))
+    log.write(record)
+    flow.comment = f"calo: refused: {record['refused']}"
+    flow.marked = ":red_circle:"
 
 
 def oversize_record(flow: http.HTTPFlow, limit: str | None) -> dict[str, Any]:

@@ -19,6 +19,8 @@ from calo_addon import Calo
 from calo_addon.body import (
     REQUEST_OVER_LIMIT,
     JsonBody,
+    after_cut,
+    close_after_cut,
     cut_by_mitmproxy,
     limit_mitmproxy_bodies,
     oversize_record,
@@ -172,3 +174,93 @@ def test_a_request_mitmproxy_cut_is_recognised_and_logged_from_its_headers():
     assert record["path"] == "/v1/chat/completions"  # no query: it may hold a key
     assert record["refused"] == "request body over 1000 bytes (body_size_limit)"
     assert record["declared_length"] == str(2 << 30)
+
+
+class FakeLog:
+    def __init__(self):
+        self.records: list[dict] = []
+
+    def write(self, record: dict) -> None:
+        self.records.append(record)
+
+
+def cut_flow():
+    f = tflow.tflow(req=tutils.treq(path=b"/v1beta/models/g:generateContent?key=client-key"))
+    f.request.headers["x-goog-api-key"] = "client-key"
+    f.error = mflow.Error(REQUEST_OVER_LIMIT)
+    return f
+
+
+def test_after_cut_logs_an_api_call_and_keeps_no_client_key():
+    async def go():
+        with taddons.context(proxyserver.Proxyserver()) as tctx:
+            tctx.options.body_size_limit = "1000"
+            f, log = cut_flow(), FakeLog()
+            after_cut(f, log)
+            return f, log
+
+    f, log = asyncio.run(go())
+    assert "x-goog-api-key" not in f.request.headers and "key" not in f.request.query
+    (record,) = log.records
+    assert record["api"] == "gemini" and "1000" in record["refused"]
+    assert f.comment.startswith("calo: refused: request body over 1000") and f.marked
+
+
+def test_after_cut_leaves_a_flow_that_is_not_ours_alone():
+    async def go():
+        with taddons.context():
+            f = cut_flow()
+            after_cut(f, None)
+            return f
+
+    assert asyncio.run(go()).request.headers["x-goog-api-key"] == "client-key"
+
+
+class FakeWriter:
+    def __init__(self, closing: bool = False):
+        self.closed = closing
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Proxyserver:
+    """Stands in for mitmproxy's proxyserver addon: the attributes close_after_cut reads."""
+
+    def __init__(self, flow, task, writer):
+        client = object()
+        handler = SimpleNamespace(
+            client=client, transports={client: SimpleNamespace(handler=task, writer=writer)}
+        )
+        self.connections = {flow.client_conn.id: handler}
+
+
+@pytest.mark.parametrize("already_closing", [False, True])
+def test_close_after_cut_closes_what_mitmproxy_left_open(already_closing):
+    """mitmproxy's connection task ends without closing its writer (the race in server.py):
+    the writer is closed once the task is over, and only then."""
+
+    async def go():
+        f, writer, release = cut_flow(), FakeWriter(already_closing), asyncio.Event()
+        task = asyncio.get_running_loop().create_task(release.wait())
+        with taddons.context(Proxyserver(f, task, writer)):
+            close_after_cut(f)
+            await asyncio.sleep(0)
+            open_while_running = not writer.closed
+            release.set()
+            for _ in range(10):
+                await asyncio.sleep(0)
+        return open_while_running or already_closing, writer.closed
+
+    assert asyncio.run(go()) == (True, True)
+
+
+def test_close_after_cut_does_nothing_without_mitmproxys_internals():
+    async def go():
+        with taddons.context():
+            close_after_cut(cut_flow())
+
+    asyncio.run(go())
