@@ -104,7 +104,7 @@ class Call:
                 "refused": self.refused is not None,
             }
         if log.debug:
-            record["request"] = message_dump(flow.request)
+            record["request"] = message_dump(flow.request, decode=self.refused is None)
             record["response"] = message_dump(flow.response) if flow.response else None
         log.write(record)
         flow.comment = self.pipeline.scrub(comment(record))
@@ -165,8 +165,10 @@ def comment(record: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def message_dump(message: http.Message) -> dict[str, Any]:
-    text = encoding.preview(message, 65536) or ""  # never inflates more than it shows
+def message_dump(message: http.Message, decode: bool = True) -> dict[str, Any]:
+    """Headers and a bounded body preview; a refused request's compressed body is not
+    inflated at all (`decode=False`)."""
+    text = encoding.preview(message, 65536, decode) or ""
     dump: dict[str, Any] = {"headers": redact.headers(message.headers.items(multi=True))}
     if isinstance(message, http.Request):
         dump["query"] = redact.query(message.query.items(multi=True))

@@ -173,6 +173,10 @@ def _names(encoding: str) -> list[str]:
     return [name.strip().lower() for name in encoding.split(",")]
 
 
+def _is_identity(encoding: str) -> bool:
+    return all(_CODECS.get(name) is _Identity for name in _names(encoding))
+
+
 # ---------------------------------------------------------------- public interface
 
 
@@ -243,7 +247,7 @@ def decode(data: bytes, encoding: str, limit: int) -> bytes:
 
     Compressed data is first decoded only to be counted, so a bomb costs a piece of memory
     and the time to inflate `limit` bytes; a body within the limit is then decoded again."""
-    if not all(_CODECS.get(name) is _Identity for name in _names(encoding)):
+    if not _is_identity(encoding):
         _, truncated = Decoder(encoding, limit)._run(data, limit, final=True, keep=False)
         if truncated:
             raise TooLarge(limit)
@@ -259,17 +263,21 @@ def decode_prefix(data: bytes, encoding: str, limit: int) -> tuple[bytes, bool]:
     return b"".join(parts)[:limit], truncated
 
 
-def preview(message: http.Message, limit: int) -> str | None:
+def preview(message: http.Message, limit: int, decode: bool = True) -> str | None:
     """A text preview of a message's body for the debug log, decoding at most `limit` bytes.
 
-    None when there is no body (a streamed one is not kept) or it does not decode. The text
-    is cut at `limit` decoded bytes: a refused bomb is never inflated to see what it holds.
+    None when there is no body (a streamed one is not kept), it does not decode, or it is
+    compressed and `decode` is False (for a refused request: not even a prefix is inflated).
+    The text is cut at `limit` decoded bytes: a bomb is never inflated to see what it holds.
     """
     raw = message.raw_content
     if raw is None:
         return None
+    encoding = message.headers.get("content-encoding", "")
+    if not decode and not _is_identity(encoding):
+        return None
     try:
-        data, _ = decode_prefix(raw, message.headers.get("content-encoding", ""), limit)
+        data, _ = decode_prefix(raw, encoding, limit)
     except ValueError:
         return None
     charset = http.infer_content_encoding(message.headers.get("content-type", ""), data)

@@ -207,3 +207,13 @@ def test_preview_text_and_what_has_none():
     assert preview(request, 100) is None  # does not decode
     request.raw_content = None
     assert preview(request, 100) is None  # a streamed body, not kept
+
+
+def test_preview_without_decoding_shows_plain_bodies_only():
+    plain = tutils.treq(content=b'{"a": 1}')
+    assert preview(plain, 100, decode=False) == '{"a": 1}'
+    packed = tutils.treq(content=b"")
+    packed.headers["content-encoding"] = "gzip"
+    packed.raw_content = gzip.compress(b'{"a": 1}')
+    assert preview(packed, 100, decode=False) is None
+    assert preview(packed, 100) == '{"a": 1}'
