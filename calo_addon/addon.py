@@ -16,9 +16,9 @@ from mitmproxy.exceptions import OptionsError
 from mitmproxy.proxy.mode_specs import ReverseMode
 
 from . import config as cfg
-from . import connect, mitm, redact, startup
+from . import connect, encoding, mitm, redact, startup
 from .aws import ClientAWS, signed_region
-from .body import JsonBody
+from .body import JsonBody, after_cut, cut_by_mitmproxy, limit_mitmproxy_bodies
 from .call import Call, json_payload
 from .calllog import logger
 from .connect import ConnectFailed, OpenConnections
@@ -86,6 +86,7 @@ class Calo:
         self._retry_of: weakref.WeakKeyDictionary[http.HTTPFlow, Call] = weakref.WeakKeyDictionary()
         self._retried: weakref.WeakKeyDictionary[http.HTTPFlow, Call] = weakref.WeakKeyDictionary()
         self._upstreams: set[tuple[str, int]] = set()  # addresses the addon sends credentials to
+        self._body_limit: str | None = None  # the body_size_limit we set (body.py says why)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -133,6 +134,9 @@ class Calo:
         if old is not None:
             old.log.stop()
         pipeline.log.start()
+        self._body_limit = limit_mitmproxy_bodies(
+            ctx.options, settings.max_body_bytes, self._body_limit
+        )
         logger.info("calo_addon configured from %s", settings.source)
 
     def running(self) -> None:
@@ -267,7 +271,7 @@ class Calo:
         request, op = flow.request, call.op
         if flow.is_replay != "request":  # a replay from mitmweb is the operator's, not a client's
             pipeline.inbound.check(request, call.presented)
-        body = JsonBody(request) if op.needs_body else None
+        body = JsonBody(request, pipeline.settings.max_body_bytes) if op.needs_body else None
         payload = body.value if body else None
         model = self._choose_model(call, pipeline, request, body, payload)
         call.streaming = op.dialect.streams(op, request, payload)
@@ -539,9 +543,14 @@ class Calo:
         self._arrived.pop(flow, None)
         call = self._calls.pop(flow, None)
         if call is None:
+            if cut_by_mitmproxy(flow):  # mitmproxy answered 413 itself (body.py says why)
+                reverse = isinstance(flow.client_conn.proxy_mode, ReverseMode)
+                ours = reverse or self._is_api_host(flow.request.host, flow.request.port)
+                after_cut(flow, self.pipeline.log if self.pipeline and ours else None)
             return
         message = flow.error.msg if flow.error else "unknown error"
-        status = flow.response.status_code if flow.response else None  # headers sent: that status
+        # a streamed answer's status line reached the client: that is the status it got
+        status = flow.response.status_code if flow.response and call.tap is not None else None
         if call.deadline:
             call.deadline.cancel()
             if call.deadline.expired:
@@ -573,10 +582,13 @@ class Calo:
 
 
 def _decoded(response: http.Response, limit: int) -> bytes | None:
-    """The answer's body decoded, or None when it cannot be (or would be past `limit`)."""
+    """The answer's body decoded with a cap (a compressed bomb is never inflated), or None
+    when it cannot be, or would be past `limit`: it then passes as it came, unread."""
     try:
-        return response.get_content(strict=True)
-    except ValueError:
+        return encoding.decode(
+            response.raw_content or b"", response.headers.get("content-encoding", ""), limit
+        )
+    except (ValueError, encoding.TooLarge):
         return None
 
 

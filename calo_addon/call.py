@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from mitmproxy import http
 
-from . import redact
+from . import encoding, redact
 from .aws import ClientAWS
 from .calllog import CallLog, logger, now_iso
 from .credentials import Sent, label_query
@@ -234,17 +234,15 @@ def comment(record: dict[str, Any]) -> str:
 
 
 def message_dump(message: http.Message, refused: bool) -> dict[str, Any]:
-    """Headers (credentials redacted) and the body as it travelled, never decoded: a refused
-    request's body only as its size (anyone can send one), an encoded body only as its size."""
+    """Headers (credentials redacted) and a bounded preview of the body (decoded at most
+    MAX_DUMP bytes): a refused request's body only as its size (anyone can send one)."""
     dump: dict[str, Any] = {"headers": redact.headers(message.headers.items(multi=True))}
     if isinstance(message, http.Request):
         dump["query"] = redact.query(message.query.items(multi=True))
-    raw = message.raw_content or b""
-    encoded = message.headers.get("content-encoding", "identity").lower() not in ("", "identity")
-    if refused or encoded:
-        dump["body_bytes"] = len(raw)
+    if refused:
+        dump["body_bytes"] = len(message.raw_content or b"")
     else:
-        dump["body"] = raw[:MAX_DUMP].decode("utf-8", "replace")
+        dump["body"] = encoding.preview(message, MAX_DUMP) or ""
     return dump
 
 

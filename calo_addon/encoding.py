@@ -2,8 +2,8 @@
 
 mitmproxy's own decoding (`Message.get_content`, `.text`, `.json()`) inflates a whole body in
 one call, so half a megabyte of gzip becomes half a gigabyte in memory before anyone can look
-at its size. Here each decompressor is asked for at most `cap + 1` bytes at a time, so a bomb
-costs about the cap and is refused there (`TooLarge`).
+at its size. Here each decompressor is asked for STEP bytes at a time and the pieces counted,
+so a bomb costs about the cap and is refused there (`TooLarge`).
 
 Encodings: everything mitmproxy reads (identity/none, gzip, deflate, deflateraw, br, zstd)
 plus `x-gzip`, and a comma list of them (applied in order, so undone right to left). gzip
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 import zlib
+from collections.abc import Iterable, Iterator
 
 import brotli
 from mitmproxy import http
@@ -25,6 +26,7 @@ else:  # mitmproxy depends on the backport before 3.14
     from backports import zstd
 
 DEFAULT_MAX_OUTPUT = 8 * 1024 * 1024  # per Decoder call: far above any honest chunk's growth
+STEP = 64 * 1024  # decompressors are asked for this much at a time
 ZSTD_WINDOW_LOG_MAX = 23  # 8 MB, RFC 9659 section 3
 _GZIP_MAGIC = b"\x1f\x8b"
 _ERRORS = (zlib.error, brotli.error, zstd.ZstdError, EOFError)
@@ -40,14 +42,14 @@ class TooLarge(Exception):
 
 # ---------------------------------------------------------------- one encoding each
 #
-# Each codec's `step(data, cap)` returns the output for `data`, or, when there is more than
-# `cap` bytes of it, a little more than `cap` bytes (the codec is then spent). `end()` checks
-# the compressed stream was complete.
+# Each codec's `pieces(data)` yields the output for `data` in pieces of at most about STEP
+# bytes, so whoever counts them can stop at a cap holding no more than the cap and a piece.
+# `end()` checks the compressed stream was complete.
 
 
 class _Identity:
-    def step(self, data: bytes, cap: int) -> bytes:
-        return data
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        yield data  # already in memory; its length is checked at once
 
     def end(self) -> None:
         pass
@@ -61,15 +63,19 @@ class _Zlib:
         self._d = zlib.decompressobj(wbits)
         self._fed = False
 
-    def step(self, data: bytes, cap: int) -> bytes:
-        self._fed = self._fed or bool(data)
-        out = self._d.decompress(data, cap + 1)
-        while self._members and self._d.eof and self._d.unused_data[:2] == _GZIP_MAGIC:
-            if len(out) > cap:
-                break
-            rest, self._d = self._d.unused_data, zlib.decompressobj(self._wbits)
-            out += self._d.decompress(rest, cap + 1 - len(out))
-        return out
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        self._fed = True
+        while True:
+            out = self._d.decompress(data, STEP)
+            yield out
+            data = self._d.unconsumed_tail
+            if self._d.eof:
+                rest = self._d.unused_data
+                if not (self._members and rest[:2] == _GZIP_MAGIC):
+                    return  # trailing bytes after the stream are ignored, as zlib does
+                self._d, data = zlib.decompressobj(self._wbits), rest  # the next member
+            elif not data and len(out) < STEP:
+                return  # input used up and no output held back
 
     def end(self) -> None:
         if self._fed and not self._d.eof:
@@ -83,16 +89,16 @@ class _Deflate:
         self._head = b""
         self._codec: _Zlib | None = None
 
-    def step(self, data: bytes, cap: int) -> bytes:
+    def pieces(self, data: bytes) -> Iterator[bytes]:
         if self._codec is None:
             self._head += data
             if len(self._head) < 2:
-                return b""
+                return
             cmf, flg = self._head[0], self._head[1]
             wrapped = cmf & 0x0F == 8 and (cmf << 8 | flg) % 31 == 0
             self._codec = _Zlib(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS, members=False)
             data, self._head = self._head, b""
-        return self._codec.step(data, cap)
+        yield from self._codec.pieces(data)
 
     def end(self) -> None:
         if self._codec is not None:
@@ -106,14 +112,11 @@ class _Brotli:
         self._d = brotli.Decompressor()
         self._fed = False
 
-    def step(self, data: bytes, cap: int) -> bytes:
-        self._fed = self._fed or bool(data)
-        parts = [self._d.process(data, output_buffer_limit=cap + 1)]
-        total = len(parts[0])
-        while total <= cap and not self._d.can_accept_more_data():  # output held back
-            parts.append(self._d.process(b"", output_buffer_limit=cap + 1 - total))
-            total += len(parts[-1])
-        return b"".join(parts)
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        self._fed = True
+        yield self._d.process(data, output_buffer_limit=STEP)
+        while not self._d.can_accept_more_data():  # output held back
+            yield self._d.process(b"", output_buffer_limit=STEP)
 
     def end(self) -> None:
         if self._fed and not self._d.is_finished():
@@ -131,13 +134,17 @@ class _Zstd:
             options={zstd.DecompressionParameter.window_log_max: ZSTD_WINDOW_LOG_MAX}
         )
 
-    def step(self, data: bytes, cap: int) -> bytes:
-        self._fed = self._fed or bool(data)
-        out = self._d.decompress(data, cap + 1)
-        while self._d.eof and self._d.unused_data and len(out) <= cap:  # the next frame
-            rest, self._d = self._d.unused_data, self._new()
-            out += self._d.decompress(rest, cap + 1 - len(out))
-        return out
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        self._fed = True
+        while True:
+            yield self._d.decompress(data, STEP)
+            data = b""
+            if self._d.eof:
+                if not self._d.unused_data:
+                    return
+                self._d, data = self._new(), self._d.unused_data  # the next frame
+            elif self._d.needs_input:
+                return
 
     def end(self) -> None:
         if self._fed and not self._d.eof:
@@ -166,6 +173,10 @@ def _names(encoding: str) -> list[str]:
     return [name.strip().lower() for name in encoding.split(",")]
 
 
+def _is_identity(encoding: str) -> bool:
+    return all(_CODECS.get(name) is _Identity for name in _names(encoding))
+
+
 # ---------------------------------------------------------------- public interface
 
 
@@ -192,50 +203,81 @@ class Decoder:
         return self._checked(b"", final=True)
 
     def _checked(self, data: bytes, final: bool) -> bytes:
-        out, truncated = self._run(data, self.max_output, final)
+        parts, truncated = self._run(data, self.max_output, final)
         if truncated:
             raise TooLarge(self.max_output)
-        return out
+        return b"".join(parts)
 
-    def _run(self, data: bytes, cap: int, final: bool) -> tuple[bytes, bool]:
-        """Output (at most about `cap` bytes) and whether it was cut there."""
-        truncated = False
+    def _run(
+        self, data: bytes, cap: int, final: bool, keep: bool = True
+    ) -> tuple[list[bytes], bool]:
+        """The output in pieces (none unless `keep`), stopped at the first piece that takes it
+        past `cap` bytes (then True: the decoder is spent)."""
+        parts, total = [], 0
         try:
-            for codec in self._codecs:
-                data = codec.step(data, cap) if data else b""
-                if len(data) > cap:  # this codec is spent; later ones still get the prefix
-                    data, truncated = data[:cap], True
-                elif final and not truncated:
+            for piece in self._stream(data):
+                if keep:
+                    parts.append(piece)
+                total += len(piece)
+                if total > cap:
+                    return parts, True
+            if final:
+                for codec in self._codecs:
                     codec.end()
         except _ERRORS as e:
             raise ValueError(f"body does not decode: {e}") from None
-        return data, truncated
+        return parts, False
+
+    def _stream(self, data: bytes) -> Iterator[bytes]:
+        """Each codec's pieces feed the next as they come: no stage holds more than a piece."""
+        stream: Iterable[bytes] = (data,) if data else ()
+        for codec in self._codecs:
+            stream = _through(codec, stream)
+        return iter(stream)
+
+
+def _through(codec, pieces: Iterable[bytes]) -> Iterator[bytes]:
+    for piece in pieces:
+        if piece:
+            yield from codec.pieces(piece)
 
 
 def decode(data: bytes, encoding: str, limit: int) -> bytes:
-    """The whole decoded body; `TooLarge` past `limit` bytes, `ValueError` if it does not decode."""
-    out, truncated = Decoder(encoding, limit)._run(data, limit, final=True)
+    """The whole decoded body; `TooLarge` past `limit` bytes, `ValueError` if it does not decode.
+
+    Compressed data is first decoded only to be counted, so a bomb costs a piece of memory
+    and the time to inflate `limit` bytes; a body within the limit is then decoded again."""
+    if not _is_identity(encoding):
+        _, truncated = Decoder(encoding, limit)._run(data, limit, final=True, keep=False)
+        if truncated:
+            raise TooLarge(limit)
+    parts, truncated = Decoder(encoding, limit)._run(data, limit, final=True)
     if truncated:
         raise TooLarge(limit)
-    return out
+    return b"".join(parts)
 
 
 def decode_prefix(data: bytes, encoding: str, limit: int) -> tuple[bytes, bool]:
     """At most the first `limit` decoded bytes, and whether the body goes on past them."""
-    return Decoder(encoding, limit)._run(data, limit, final=False)
+    parts, truncated = Decoder(encoding, limit)._run(data, limit, final=False)
+    return b"".join(parts)[:limit], truncated
 
 
-def preview(message: http.Message, limit: int) -> str | None:
+def preview(message: http.Message, limit: int, decode: bool = True) -> str | None:
     """A text preview of a message's body for the debug log, decoding at most `limit` bytes.
 
-    None when there is no body (a streamed one is not kept) or it does not decode. The text
-    is cut at `limit` decoded bytes: a refused bomb is never inflated to see what it holds.
+    None when there is no body (a streamed one is not kept), it does not decode, or it is
+    compressed and `decode` is False (for a refused request: not even a prefix is inflated).
+    The text is cut at `limit` decoded bytes: a bomb is never inflated to see what it holds.
     """
     raw = message.raw_content
     if raw is None:
         return None
+    encoding = message.headers.get("content-encoding", "")
+    if not decode and not _is_identity(encoding):
+        return None
     try:
-        data, _ = decode_prefix(raw, message.headers.get("content-encoding", ""), limit)
+        data, _ = decode_prefix(raw, encoding, limit)
     except ValueError:
         return None
     charset = http.infer_content_encoding(message.headers.get("content-type", ""), data)

@@ -20,6 +20,8 @@ against the installed mitmproxy and fails loudly when an upgrade moves it.
 3. `close_upstream`: a flow's upstream connection closed from outside (timeouts), through
    proxyserver's connection handlers, the only way to end a flow in transit (`Flow.kill`
    cannot, mitmproxy issue #4711).
+4. `close_after_cut`: the client connection closed after mitmproxy's own body_size_limit 413,
+   which mitmproxy 12.3 can leave open (see there).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Mapping
+from typing import Any
 
 from mitmproxy import ctx, http
 from mitmproxy.addons.clientplayback import ReplayHandler
@@ -100,8 +103,32 @@ def close_upstream(flow: http.HTTPFlow) -> bool:
     return True
 
 
-def running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
+CLOSE_WAIT = 10.0  # seconds to wait for mitmproxy's connection task to end after a cut
+_closers: set[asyncio.Task] = set()  # running close_after_cut tasks (asyncio keeps weak refs)
+
+
+def close_after_cut(flow: http.HTTPFlow) -> None:
+    """Make sure the client's connection closes once mitmproxy's 413 has gone out.
+
+    mitmproxy 12.3 cancels the connection's task after queueing the 413. When the client is
+    still sending, that cancellation can land on `await self.server_event(...)` in
+    `ConnectionHandler.handle_connection` (mitmproxy/proxy/server.py:294), outside the `try`
+    that leads to `writer.close()` (server.py:319-322): the socket then stays open, the client
+    waits forever and the descriptor leaks. This waits for that task to end and closes the
+    writer if mitmproxy did not. Anything missing (another mitmproxy) and it does nothing.
+    """
+    server = ctx.master.addons.get("proxyserver")
+    handler = getattr(server, "connections", {}).get(flow.client_conn.id)
+    io = getattr(handler, "transports", {}).get(getattr(handler, "client", None))
+    task, writer = getattr(io, "handler", None), getattr(io, "writer", None)
+    if task is None or writer is None or not hasattr(writer, "is_closing"):
+        return
+    closer = asyncio.get_running_loop().create_task(_close_when_done(task, writer))
+    _closers.add(closer)
+    closer.add_done_callback(_closers.discard)
+
+
+async def _close_when_done(task: asyncio.Task, writer: Any) -> None:
+    await asyncio.wait([task], timeout=CLOSE_WAIT)
+    if task.done() and not writer.is_closing():
+        writer.close()  # the 413 queued before it still goes out first

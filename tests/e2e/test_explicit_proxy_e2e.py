@@ -209,8 +209,11 @@ def test_explicit_mode_refuses_a_host_no_route_configures(tmp_path, proxy_launch
             except openai.NotFoundError as e:
                 print(e.status_code, e.body["message"])
             """,
-            {"HTTPS_PROXY": proxy.url, "SSL_CERT_FILE": str(proxy.ca_cert),
-             "OPENAI_API_KEY": "proxy-key-env"},
+            {
+                "HTTPS_PROXY": proxy.url,
+                "SSL_CERT_FILE": str(proxy.ca_cert),
+                "OPENAI_API_KEY": "proxy-key-env",
+            },
         )
         assert result.returncode == 0, result.stderr
         assert result.stdout.startswith("404 no route for model 'gpt-4o' on api.openai.com")

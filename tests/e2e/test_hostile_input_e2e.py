@@ -93,8 +93,7 @@ def test_oversized_body_gets_413(proxy, fake):
         headers={"authorization": f"Bearer {PROXY_KEY}"},
         content=b'{"model": "m", "pad": "' + b"x" * 5000 + b'"}',
     )
-    assert response.status_code == 413
-    assert response.json()["error"]["code"] == "request_too_large"
+    assert response.status_code == 413  # mitmproxy's body_size_limit, before reading the body
     assert fake.requests == []
 
 
