@@ -34,7 +34,7 @@ def test_editing_init_hot_reloads_the_whole_addon(tmp_path, proxy_launcher):
         script=copy / "calo_addon" / "__init__.py",
     )
     assert httpx.get(f"{proxy.url}/health").json() == {"status": "ok"}
-    addon = copy / "calo_addon" / "addon.py"  # a submodule, not the file mitmproxy watches
+    addon = copy / "calo_addon" / "forward.py"  # a submodule, not the file mitmproxy watches
     addon.write_text(
         addon.read_text().replace('b\'{"status": "ok"}\'', 'b\'{"status": "reloaded"}\'')
     )
