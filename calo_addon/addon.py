@@ -26,7 +26,7 @@ from .inbound_auth import Presented, take_client_credentials
 from .pipeline import Pipeline
 from .routing import normal_host
 from .timeouts import sweep
-from .translate.signatures import SignatureMemory
+from .translation import Memory
 from .upstream_health import UpstreamHealth
 
 CONFIG_POLL = 1.0  # seconds between checks of the config file's modification time
@@ -70,7 +70,7 @@ class Calo:
         self._tasks: list[asyncio.Task] = []
         self.health = UpstreamHealth()
         self.connections = OpenConnections()
-        self.signatures = SignatureMemory()
+        self.memory = Memory()  # thought signatures, stored conversations: kept on reload
         self.forwarder = Forwarder(self.health, self.connections)
         self.answers = Answerer(self.forwarder)
         self._calls = self.forwarder.calls
@@ -120,7 +120,7 @@ class Calo:
         self._config_stamp = _stamp(settings.source)
         if self.pipeline is not None and settings == self.pipeline.settings:
             return  # nothing changed (or a refused change rolled back): keep keys' state and cache
-        pipeline = Pipeline.build(settings, self._transformer, self.signatures)
+        pipeline = Pipeline.build(settings, self._transformer, self.memory)
         old, self.pipeline = self.pipeline, pipeline
         if old is not None:
             old.log.stop()

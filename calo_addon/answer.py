@@ -17,7 +17,7 @@ from mitmproxy import http
 
 from . import encoding, mitm, redact
 from .call import Call, json_payload
-from .failover import prepared_copy, retryable
+from .failover import PREPARED, prepared_copy, retryable
 from .forward import Forwarder
 from .streams import StreamTap, Transcoder, stream_format
 
@@ -41,7 +41,7 @@ class Answerer:
         if call.translation is not None:
             if call.streaming and response.status_code == 200 and fmt:
                 translator = call.translation.transcoder(call.observe_usage)
-                call.tap = Transcoder(fmt, coding, translator, translator.close)
+                call.tap = Transcoder(fmt, coding, translator, translator.close, translator.fail)
                 call.tap.translator = translator
                 for name in ("content-encoding", "content-length"):
                     response.headers.pop(name, None)
@@ -73,6 +73,7 @@ class Answerer:
         translator = getattr(call.tap, "translator", None)
         if translator is not None:
             call.stream_complete = translator.finished
+            show_both_legs(flow, call)
             return "; ".join(translator.errors) or None
         if flow.response.status_code == 200 and not call.tap.broken:
             call.remember_reply()
@@ -113,7 +114,9 @@ class Answerer:
         call.read_answer(payload, response.status_code)
         client_payload = payload
         if call.translation is not None:
+            leg = flow.copy()  # the upstream's leg, before its answer is translated
             client_payload = self._translate_answer(flow, call, payload)
+            show_both_legs(flow, call, leg)
         if response.status_code == 200:
             call.remember_reply(client_payload)
         elif raw is not None and call.translation is None:
@@ -133,6 +136,23 @@ class Answerer:
         response.headers["content-type"] = "application/json"
         response.content = orjson.dumps(body)
         return body
+
+
+def show_both_legs(flow: http.HTTPFlow, call: Call, leg: http.HTTPFlow | None = None) -> None:
+    """A translated call is shown twice in mitmweb and `-w` files (SPEC 10): this flow as the
+    client saw it (its request as sent, credentials taken out, and the translated answer), and
+    a linked flow with the upstream's leg (the translated request, with labels for its
+    credentials, and the upstream's own answer). Replaying the client's flow runs the whole
+    pipeline again; replaying the leg sends it upstream again with fresh credentials."""
+    if call.kind != "call" or call.translation is None or call.client_request is None:
+        return
+    leg = leg or flow.copy()
+    meta = flow.metadata.pop(PREPARED, {})
+    leg.metadata[PREPARED] = {**meta, "kind": "leg", "of": flow.id}
+    leg.comment = f"calo: upstream leg of {flow.id}: translated {call.translation.label}"
+    flow.metadata["calo_upstream_leg"] = leg.id
+    flow.request = call.client_request
+    mitm.publish(leg)
 
 
 def _decoded(response: http.Response, limit: int) -> bytes | None:

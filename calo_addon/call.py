@@ -62,6 +62,7 @@ class Call:
     reader: StreamReader | None = None  # reads the stream's events into `reply`
     stream_complete: bool = False  # the stream's last event arrived
     cooled: str | None = None
+    answered: str | None = None  # the proxy answered itself (why), e.g. an estimated count
     stream_errors: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------ answers
@@ -171,6 +172,7 @@ class Call:
             if self.upstream_model != self.effective_model
             else None,
             "translated": translated.label if translated else None,
+            "answered_by_proxy": self.answered,
             "dropped": translated.dropped if translated and translated.dropped else None,
             "refused": self.refused.message if self.refused else None,
             "cooled": self.cooled,
@@ -214,7 +216,7 @@ def comment(record: dict[str, Any]) -> str:
         model = f"{model} (as {record['upstream_model']})"
     parts = [f"calo: {record['api']} {record['operation']} {model}"]
     if record.get("translated"):
-        parts.append(record["translated"])
+        parts.append(f"translated {record['translated']}")
     if record.get("refused"):
         parts.append(f"refused: {record['refused']}")
     else:

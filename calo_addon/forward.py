@@ -29,7 +29,7 @@ from .keypool import AllKeysCooling
 from .pipeline import Pipeline
 from .routing import Upstream, normal_host
 from .timeouts import Deadline
-from .translation import Translation
+from .translation import Answered, Translation
 from .upstream_health import UpstreamHealth
 
 HEALTH = b'{"status": "ok"}'
@@ -71,6 +71,9 @@ class Forwarder:
         call = self.calls[flow] = Call(op, pipeline, presented)
         try:
             await self.prepare(flow, call, pipeline)
+        except Answered as answered:  # the proxy's own answer, e.g. an estimated token count
+            call.answered = answered.note
+            return answered.response
         except Refusal as refusal:
             call.refused = refusal
             answer = op.dialect.error(refusal.status, pipeline.scrub(refusal.message), refusal.code)
@@ -156,7 +159,13 @@ class Forwarder:
             raise Refusal(400, "the request names no model")
         call.client_request = request.copy()
         call.translation, translated = Translation.start(
-            op, call.wire, payload, call.upstream_model, call.streaming, pipeline.signatures
+            op,
+            call.wire,
+            payload,
+            call.upstream_model,
+            call.streaming,
+            pipeline.memory,
+            request.headers,
         )
         body.replace(translated)
         request.headers["content-type"] = "application/json"

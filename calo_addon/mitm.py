@@ -20,7 +20,10 @@ against the installed mitmproxy and fails loudly when an upgrade moves it.
 3. `close_upstream`: a flow's upstream connection closed from outside (timeouts), through
    proxyserver's connection handlers, the only way to end a flow in transit (`Flow.kill`
    cannot, mitmproxy issue #4711).
-4. `close_after_cut`: the client connection closed after mitmproxy's own body_size_limit 413,
+4. `publish`: a flow the addon made (the upstream leg of a translated call) shown in mitmweb
+   and written by `-w` like any other: every addon's hooks run for it, as mitmproxy's own
+   `Master.load_flow` does (without its rewriting of hosts in reverse mode).
+5. `close_after_cut`: the client connection closed after mitmproxy's own body_size_limit 413,
    which mitmproxy 12.3 can leave open (see there).
 """
 
@@ -31,7 +34,7 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from mitmproxy import ctx, http
+from mitmproxy import ctx, eventsequence, http
 from mitmproxy.addons.clientplayback import ReplayHandler
 
 HTTP1 = b"http/1.1"
@@ -101,6 +104,21 @@ def close_upstream(flow: http.HTTPFlow) -> bool:
         return False
     io.writer.close()
     return True
+
+
+_published: set[asyncio.Task] = set()
+
+
+def publish(flow: http.HTTPFlow) -> None:
+    """Run every addon's hooks for `flow`, soon (it is not sent anywhere)."""
+
+    async def run() -> None:
+        for event in eventsequence.iterate(flow):
+            await ctx.master.addons.handle_lifecycle(event)
+
+    task = asyncio.get_running_loop().create_task(run())
+    _published.add(task)
+    task.add_done_callback(_published.discard)
 
 
 CLOSE_WAIT = 10.0  # seconds to wait for mitmproxy's connection task to end after a cut

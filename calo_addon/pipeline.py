@@ -13,7 +13,7 @@ from .rollup import Rollup
 from .routing import Router
 from .settings import Settings
 from .summarizer import Summarizer
-from .translate.signatures import SignatureMemory
+from .translation import Memory
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Pipeline:
     scrub: redact.Scrubber
     rollup: Rollup | None
     summarizer: Summarizer
-    signatures: SignatureMemory
+    memory: Memory  # what translated calls remember (kept by the addon across reloads)
     route_addresses: frozenset[str]  # host:port of every route's url
 
     @classmethod
@@ -36,9 +36,9 @@ class Pipeline:
         cls,
         settings: Settings,
         transformer: Callable[[str], str] | None,
-        signatures: SignatureMemory | None = None,
+        memory: Memory | None = None,
     ) -> Pipeline:
-        """`signatures`: kept across reloads by the addon (a new memory when not given)."""
+        """`memory`: kept across reloads by the addon (a new one when not given)."""
         router = Router(settings)
         scrub = redact.Scrubber(settings.secrets())
         summarizer = Summarizer(router, settings.rollup.summarizer_model, mitm.send)
@@ -51,7 +51,7 @@ class Pipeline:
             scrub=scrub,
             rollup=Rollup(settings.rollup, summarizer) if settings.rollup.enabled else None,
             summarizer=summarizer,
-            signatures=signatures if signatures is not None else SignatureMemory(),
+            memory=memory if memory is not None else Memory(),
             route_addresses=router.route_addresses(),
         )
 

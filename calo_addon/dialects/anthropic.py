@@ -159,5 +159,17 @@ class Anthropic(Dialect):
     def translated_path(self, model: str, streaming: bool) -> str:
         return "/v1/messages"
 
+    def count_request(self, request: Any, model: str):
+        codec = self.codec()
+        body = codec.write_request(request)
+        kept = ("model", "messages", "system", "tools", "tool_choice", "thinking")
+        return codec, "/v1/messages/count_tokens", {k: body[k] for k in kept if k in body}
+
+    def count_answer_tokens(self, payload: Any) -> int | None:
+        return int_or_none(payload.get("input_tokens")) if isinstance(payload, dict) else None
+
+    def count_answer(self, tokens: int) -> dict[str, Any]:
+        return {"input_tokens": tokens}
+
 
 ANTHROPIC = Anthropic()

@@ -153,6 +153,23 @@ class Dialect:
     def translated_path(self, model: str, streaming: bool) -> str:
         raise NotImplementedError
 
+    # whether this API's streams can be written for a translated call (SSE can; the AWS
+    # event stream's framing has no writer in botocore)
+    streams_translated: bool = True
+
+    def count_request(self, request: Any, model: str) -> tuple[Codec, str, dict] | None:
+        """A token count of `request` (neutral) in this API's own count call: (codec, path,
+        body); None when the API has none."""
+        return None
+
+    def count_answer_tokens(self, payload: Any) -> int | None:
+        """The tokens this API's count call answered."""
+        return None
+
+    def count_answer(self, tokens: int) -> dict[str, Any]:
+        """A count answer in this API's shape, for its clients."""
+        raise Refusal(400, f"{self.name} has no token count call")
+
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
 

@@ -231,6 +231,23 @@ class Bedrock(Dialect):
             return anthropic.BEDROCK_CODEC, f"/model/{quote_model_id(model)}/{operation}"
         return super().upstream_for(client, model, streaming)
 
+    streams_translated = False  # a client's event stream would need AWS framing written
+
+    def count_request(self, request: Any, model: str):
+        """Bedrock's CountTokens, with the Converse shape of the conversation."""
+        from ..translate import converse
+
+        body = converse.CODEC.write_request(request)
+        kept = {k: body[k] for k in ("messages", "system", "toolConfig") if k in body}
+        return (
+            converse.CODEC,
+            f"/model/{quote_model_id(model)}/count-tokens",
+            {"input": {"converse": kept}},
+        )
+
+    def count_answer_tokens(self, payload: Any) -> int | None:
+        return int_or_none(payload.get("inputTokens")) if isinstance(payload, dict) else None
+
     def translated_path(self, model: str, streaming: bool) -> str:
         operation = "converse-stream" if streaming else "converse"
         return f"/model/{quote_model_id(model)}/{operation}"

@@ -181,5 +181,18 @@ class Gemini(Dialect):
         method = "streamGenerateContent?alt=sse" if streaming else "generateContent"
         return f"/v1beta/models/{quote_model(model)}:{method}"
 
+    def count_request(self, request: Any, model: str):
+        codec = self.codec()
+        body = {
+            "generateContentRequest": {"model": f"models/{model}", **codec.write_request(request)}
+        }
+        return codec, f"/v1beta/models/{quote_model(model)}:countTokens", body
+
+    def count_answer_tokens(self, payload: Any) -> int | None:
+        return int_or_none(payload.get("totalTokens")) if isinstance(payload, dict) else None
+
+    def count_answer(self, tokens: int) -> dict[str, Any]:
+        return {"totalTokens": tokens}
+
 
 GEMINI = Gemini()

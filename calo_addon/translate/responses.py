@@ -34,6 +34,11 @@ class ResponsesCodec:
 
     # ------------------------------------------------------------ client role
 
+    def answer_id(self, upstream_id: str | None) -> str:
+        """The id the client is given for an answer whose upstream id is `upstream_id` (as the
+        writers give it): what `previous_response_id` names later."""
+        return response_id(upstream_id)
+
     def read_request(self, body: Any) -> neutral.Request:
         return read_request(body)
 
