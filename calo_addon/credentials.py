@@ -21,15 +21,10 @@ from mitmproxy import http
 
 from . import aws, mitm
 from .dialects import Dialect, Operation
+from .dialects.base import KEY_HEADER_OF_STYLE
 from .dialects.bedrock import region_from_host
 from .keypool import Key
 from .routing import Upstream
-
-HEADER_OF_STYLE = {
-    "bearer": "authorization",
-    "x-goog-api-key": "x-goog-api-key",
-    "x-api-key": "x-api-key",
-}
 
 
 @dataclass
@@ -74,7 +69,7 @@ async def attach(
     if kind == "none" or not upstream.keys:
         return Sent()
     key = upstream.keys.next()
-    header = HEADER_OF_STYLE[kind]
+    header = KEY_HEADER_OF_STYLE[kind]
     value = f"Bearer {key.secret}" if kind == "bearer" else key.secret
     mitm.attach_secrets(request, {header: value}, label(key.label))
     return Sent(key.label, key)

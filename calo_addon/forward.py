@@ -22,6 +22,7 @@ from .call import Call
 from .connect import ConnectFailed, OpenConnections
 from .credentials import attach, passthrough_path, point_at
 from .dialects import BY_NAME, Operation, Refusal, dialect_for_path, recognise
+from .dialects.base import CREDENTIAL_HEADERS
 from .dialects.bedrock import region_from_host
 from .failover import PREPARED
 from .inbound_auth import Presented
@@ -33,7 +34,6 @@ from .translation import Answered, Translation
 from .upstream_health import UpstreamHealth
 
 HEALTH = b'{"status": "ok"}'
-OUTBOUND_CREDENTIALS = ("authorization", "x-goog-api-key", "x-api-key", "x-amz-security-token")
 
 
 class Forwarder:
@@ -194,7 +194,7 @@ class Forwarder:
 
     async def attach(self, flow: http.HTTPFlow, call: Call, client_aws) -> None:
         """The real credentials, on the wire only; and the deadline for the answer."""
-        for name in OUTBOUND_CREDENTIALS:  # labels a stored or copied request still carries
+        for name in CREDENTIAL_HEADERS:  # labels a stored or copied request still carries
             flow.request.headers.pop(name, None)
         try:
             call.sent = await attach(flow, call.upstream, call.wire, client_aws)

@@ -23,10 +23,10 @@ from mitmproxy import http
 
 from . import aws
 from .dialects import Refusal
+from .dialects.base import CLIENT_AWS_PREFIX, CREDENTIAL_HEADERS
 
-KEY_HEADERS = ("x-goog-api-key", "x-api-key")  # besides Authorization: Bearer
-CLIENT_AWS_PREFIX = b"x-aws-"
-_TAKEN = frozenset({b"authorization", b"x-goog-api-key", b"x-api-key", b"x-amz-security-token"})
+_AWS_PREFIX = CLIENT_AWS_PREFIX.encode()
+_TAKEN = frozenset(name.encode() for name in CREDENTIAL_HEADERS)
 
 
 @dataclass
@@ -56,7 +56,7 @@ def take_client_credentials(request: http.Request) -> Presented:
     kept = []
     for name, value in fields:
         lower = name.lower()
-        if lower.startswith(CLIENT_AWS_PREFIX):
+        if lower.startswith(_AWS_PREFIX):
             presented.client_aws[lower.decode("latin-1")] = value.decode("latin-1")
         elif lower in _TAKEN:
             _read(presented, lower, value, fields)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .dialects.base import CLIENT_AWS_PREFIX, CREDENTIAL_HEADERS
+
 REDACTED = "[REDACTED]"
-SECRET_HEADERS = frozenset(
-    {"authorization", "x-goog-api-key", "x-api-key", "x-amz-security-token", "cookie", "set-cookie"}
-)
+SECRET_HEADERS = frozenset({*CREDENTIAL_HEADERS, "cookie", "set-cookie"})
 SECRET_QUERY = frozenset({"key", "x-amz-signature", "x-amz-credential", "x-amz-security-token"})
 
 
 def is_secret_header(name: str) -> bool:
     name = name.lower()
-    return name in SECRET_HEADERS or name.startswith("x-aws-")
+    return name in SECRET_HEADERS or name.startswith(CLIENT_AWS_PREFIX)
 
 
 def headers(items: Iterable[tuple[str, str]]) -> dict[str, str]:

@@ -56,6 +56,18 @@ class Operation:
     counts_tokens: bool = False  # a token-count call (translated to the upstream's own count)
 
 
+# Every header that carries a credential in any API: where clients put keys (and Bedrock's
+# session token), and where real credentials go upstream.
+CREDENTIAL_HEADERS = ("authorization", "x-goog-api-key", "x-api-key", "x-amz-security-token")
+# auth style -> the header its keys go in
+KEY_HEADER_OF_STYLE = {
+    "bearer": "authorization",
+    "x-goog-api-key": "x-goog-api-key",
+    "x-api-key": "x-api-key",
+}
+CLIENT_AWS_PREFIX = "x-aws-"  # Bedrock passthrough credentials a client hands the proxy
+
+
 class Dialect:
     """One API's wire format. Defaults fit an API call without a conversation."""
 
