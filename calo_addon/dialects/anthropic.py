@@ -13,8 +13,7 @@ from typing import Any
 from mitmproxy import http
 
 from ..translate.neutral import Usage
-from .base import Dialect, Operation, Refusal, Turn, int_or_none, json_response, text_of
-from .openai import body_dict
+from .base import ModelInBody, Operation, Turn, block_turn, int_or_none, json_response
 
 ANTHROPIC_HOST = "api.anthropic.com"
 _ERROR_TYPES = {
@@ -43,7 +42,7 @@ def anthropic_usage(data: Any) -> Usage | None:
     )
 
 
-class Anthropic(Dialect):
+class Anthropic(ModelInBody):
     name = "anthropic"
     hosts = (ANTHROPIC_HOST,)
     default_auth = "x-api-key"
@@ -64,19 +63,6 @@ class Anthropic(Dialect):
 
     def claims_path(self, path: str) -> bool:
         return path.startswith("/v1/messages")
-
-    def model(self, op: Operation, body: Any) -> str | None:
-        value = body_dict(body).get("model")
-        if value is not None and not isinstance(value, str):
-            raise Refusal(400, "'model' must be a string")
-        return value
-
-    def set_model(self, op: Operation, request: http.Request, body: Any, model: str) -> bool:
-        body_dict(body)["model"] = model
-        return True
-
-    def streams(self, op: Operation, request: http.Request, body: Any) -> bool:
-        return op.name == "messages" and body_dict(body).get("stream") is True
 
     def error(self, status: int, message: str, code: str | None = None) -> http.Response:
         kind = code or _ERROR_TYPES.get(status, "api_error")
@@ -106,23 +92,7 @@ class Anthropic(Dialect):
         return [m for m in messages if not (isinstance(m, dict) and m.get("role") == "system")]
 
     def canonical(self, message: Any) -> Turn:
-        if not isinstance(message, dict):
-            return ("?", repr(message), ())
-        content = message.get("content")
-        if isinstance(content, str):
-            return (message.get("role") or "", content, ())
-        texts, tools = [], []
-        for block in content if isinstance(content, list) else []:
-            kind = block.get("type") if isinstance(block, dict) else None
-            if kind in ("tool_use", "tool_result"):
-                tools.append(str(block.get("id") or block.get("tool_use_id") or ""))
-            elif kind in ("thinking", "redacted_thinking"):
-                continue  # thinking comes back as sent; the text and tools identify the turn
-            else:
-                text, others = text_of([block])
-                texts.append(text)
-                tools += others
-        return (message.get("role") or "", "".join(texts), tuple(tools))
+        return block_turn(message, _tool_id)
 
     def is_boundary(self, message: Any) -> bool:
         if not isinstance(message, dict) or message.get("role") != "assistant":
@@ -170,6 +140,12 @@ class Anthropic(Dialect):
 
     def count_answer(self, tokens: int) -> dict[str, Any]:
         return {"input_tokens": tokens}
+
+
+def _tool_id(block: dict) -> str | None:
+    if block.get("type") in ("tool_use", "tool_result"):
+        return block.get("id") or block.get("tool_use_id") or ""
+    return None
 
 
 ANTHROPIC = Anthropic()

@@ -183,6 +183,56 @@ class Dialect:
         raise Refusal(400, f"{self.name} has no token count call")
 
 
+class ModelInBody(Dialect):
+    """APIs whose model and stream flag live in the JSON body (OpenAI, Anthropic, Responses)."""
+
+    def model(self, op: Operation, body: Any) -> str | None:
+        if not op.needs_body:
+            return None
+        value = body_dict(body).get("model")
+        if value is not None and not isinstance(value, str):
+            raise Refusal(400, "'model' must be a string")
+        return value
+
+    def set_model(self, op: Operation, request: http.Request, body: Any, model: str) -> bool:
+        body_dict(body)["model"] = model
+        return True
+
+    def streams(self, op: Operation, request: http.Request, body: Any) -> bool:
+        return op.conversation and body_dict(body).get("stream") is True
+
+
+def body_dict(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise Refusal(400, "request body must be a JSON object")
+    return body
+
+
+def block_turn(message: Any, tool_id: Any) -> Turn:
+    """The identity of a message whose content is a string or a list of blocks: its text; its
+    tool blocks by the id `tool_id(block)` gives (None: not a tool block); thinking skipped (it
+    comes back as it was sent); any other block (an image, a file) by its digest."""
+    if not isinstance(message, dict):
+        return ("?", repr(message), ())
+    role, content = message.get("role") or "", message.get("content")
+    if isinstance(content, str):
+        return (role, content, ())
+    texts, tools = [], []
+    for block in content if isinstance(content, list) else []:
+        if not isinstance(block, dict):
+            continue
+        ident = tool_id(block)
+        if ident is not None:
+            tools.append(str(ident))
+        elif block.get("type") in ("thinking", "redacted_thinking") or "reasoningContent" in block:
+            continue
+        else:
+            text, others = text_of([block])
+            texts.append(text)
+            tools += others
+    return (role, "".join(texts), tuple(tools))
+
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
 
 

@@ -18,7 +18,7 @@ import orjson
 from mitmproxy import http
 
 from ..translate.neutral import Usage
-from .base import Dialect, Operation, Turn, decode_model, int_or_none, json_response, text_of
+from .base import Dialect, Operation, Turn, block_turn, decode_model, int_or_none, json_response
 
 _PATH = re.compile(
     r"^/model/([^/]+)/(invoke|invoke-with-response-stream|converse|converse-stream)$"
@@ -159,27 +159,7 @@ class Bedrock(Dialect):
         return messages if isinstance(messages, list) else None
 
     def canonical(self, message: Any) -> Turn:
-        if not isinstance(message, dict):
-            return ("?", repr(message), ())
-        content = message.get("content")
-        if isinstance(content, str):
-            return (message.get("role") or "", content, ())
-        texts, tools = [], []
-        for block in content if isinstance(content, list) else []:
-            if not isinstance(block, dict):
-                continue
-            if block.get("type") in ("tool_use", "tool_result"):
-                tools.append(str(block.get("id") or block.get("tool_use_id") or ""))
-            elif isinstance(block.get("toolUse"), dict) or isinstance(
-                block.get("toolResult"), dict
-            ):
-                tool = block.get("toolUse") or block.get("toolResult")
-                tools.append(str(tool.get("toolUseId", "")))
-            else:
-                text, others = text_of([block])
-                texts.append(text)
-                tools += others
-        return (message.get("role") or "", "".join(texts), tuple(tools))
+        return block_turn(message, _tool_id)
 
     def is_boundary(self, message: Any) -> bool:
         if not isinstance(message, dict) or message.get("role") != "assistant":
@@ -251,6 +231,14 @@ class Bedrock(Dialect):
     def translated_path(self, model: str, streaming: bool) -> str:
         operation = "converse-stream" if streaming else "converse"
         return f"/model/{quote_model_id(model)}/{operation}"
+
+
+def _tool_id(block: dict) -> str | None:
+    """Anthropic's tool blocks (InvokeModel) and Converse's."""
+    if block.get("type") in ("tool_use", "tool_result"):
+        return block.get("id") or block.get("tool_use_id") or ""
+    tool = block.get("toolUse") or block.get("toolResult")
+    return tool.get("toolUseId", "") if isinstance(tool, dict) else None
 
 
 def _plus(base: int | None, *parts: int | None) -> int | None:

@@ -14,7 +14,7 @@ from typing import Any
 from mitmproxy import http
 
 from ..translate.neutral import Usage
-from .base import Dialect, Operation, Refusal, Turn, int_or_none, json_response, text_of
+from .base import Dialect, ModelInBody, Operation, Turn, int_or_none, json_response, text_of
 
 _PATH = re.compile(r"^/(v1|v1beta/openai)/(chat/completions|embeddings|models)/?$")
 _OPERATIONS = {
@@ -30,12 +30,6 @@ _TYPES = {
     429: ("rate_limit_error", "rate_limit_exceeded"),
 }
 GOOGLE_LAYER = "/v1beta/openai/"
-
-
-def body_dict(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise Refusal(400, "request body must be a JSON object")
-    return body
 
 
 def openai_error(status: int, message: str, code: str | None = None) -> http.Response:
@@ -67,7 +61,7 @@ def openai_usage(data: Any) -> Usage | None:
     )
 
 
-class OpenAI(Dialect):
+class OpenAI(ModelInBody):
     name = "openai"
     hosts = ("api.openai.com",)
     default_auth = "bearer"
@@ -87,21 +81,6 @@ class OpenAI(Dialect):
 
     def claims_path(self, path: str) -> bool:
         return path.startswith((GOOGLE_LAYER, "/v1/"))
-
-    def model(self, op: Operation, body: Any) -> str | None:
-        if not op.needs_body:
-            return None
-        value = body_dict(body).get("model")
-        if value is not None and not isinstance(value, str):
-            raise Refusal(400, "'model' must be a string")
-        return value
-
-    def set_model(self, op: Operation, request: http.Request, body: Any, model: str) -> bool:
-        body_dict(body)["model"] = model
-        return True
-
-    def streams(self, op: Operation, request: http.Request, body: Any) -> bool:
-        return op.needs_body and body_dict(body).get("stream") is True
 
     def upstream_path(self, op: Operation, path: str, upstream: Dialect) -> str:
         """Google serves this API under /v1beta/openai/ (when the upstream is Gemini's host);

@@ -12,13 +12,13 @@ from typing import Any
 from mitmproxy import http
 
 from ..translate.neutral import Usage
-from .base import Dialect, Operation, Refusal
-from .openai import body_dict, openai_error, openai_usage
+from .base import Dialect, ModelInBody, Operation
+from .openai import openai_error, openai_usage
 
 _FINAL = ("response.completed", "response.incomplete", "response.failed")
 
 
-class Responses(Dialect):
+class Responses(ModelInBody):
     name = "responses"
     default_auth = "bearer"
 
@@ -29,19 +29,6 @@ class Responses(Dialect):
 
     def claims_path(self, path: str) -> bool:
         return path.startswith("/v1/responses")
-
-    def model(self, op: Operation, body: Any) -> str | None:
-        value = body_dict(body).get("model")
-        if value is not None and not isinstance(value, str):
-            raise Refusal(400, "'model' must be a string")
-        return value
-
-    def set_model(self, op: Operation, request: http.Request, body: Any, model: str) -> bool:
-        body_dict(body)["model"] = model
-        return True
-
-    def streams(self, op: Operation, request: http.Request, body: Any) -> bool:
-        return body_dict(body).get("stream") is True
 
     def upstream_path(self, op: Operation, path: str, upstream: Dialect) -> str:
         return "/v1/responses"
