@@ -136,7 +136,6 @@ QUIET = {
     "DISABLE_ERROR_REPORTING": "1",
     "DISABLE_AUTOUPDATER": "1",
     "DISABLE_BUG_COMMAND": "1",
-    "DISABLE_NON_ESSENTIAL_MODEL_CALLS": "1",
     "CLAUDE_CODE_ENABLE_TELEMETRY": "0",
     # npm-installed tools in general (Codex's own switches are in its config.toml)
     "NO_UPDATE_NOTIFIER": "1",

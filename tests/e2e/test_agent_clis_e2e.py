@@ -163,8 +163,12 @@ class Watch:
         return logged()
 
 
+ADVISORY = {"anthropic": "context_management", "responses": "store"}  # SPEC 10: dropped
+
+
 def assert_translated(lines: list[dict], client: str, served: Served, requested: str) -> None:
-    """One streamed, translated call per turn, logged with both model names."""
+    """One streamed, translated call per turn, logged with both model names and with the
+    advisory fields the CLI sent that the upstream has no place for."""
     assert lines
     for line in lines:
         assert line["status"] == 200 and line["streaming"] is True, line
@@ -173,6 +177,7 @@ def assert_translated(lines: list[dict], client: str, served: Served, requested:
         assert line["upstream_model"] == served.upstream_model
         assert line["requested_model"].startswith(requested), line["requested_model"]
         assert line["usage"]["output_tokens"] > 0
+        assert ADVISORY[client] in line["dropped"]
 
 
 def assert_keys_stayed_put(watch: Watch, tripwire: Tripwire, *folders: Path) -> None:
