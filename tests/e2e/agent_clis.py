@@ -39,9 +39,18 @@ def _bin(name: str) -> Path:
 
 
 def _version_ok(name: str, version: str) -> bool:
+    """The CLI runs and is that version (run with a HOME of its own: Codex writes there)."""
+    home = CACHE / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = clean_env(HOME=str(home), CODEX_HOME=str(home))
     try:
         done = subprocess.run(
-            [str(_bin(name)), "--version"], check=False, capture_output=True, text=True, timeout=60
+            [str(_bin(name)), "--version"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
         )
     except (OSError, subprocess.TimeoutExpired):
         return False
