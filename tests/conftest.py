@@ -9,6 +9,10 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "real_connect: keep the addon's connect-first check (calo_addon/connect.py)"
     )
+    config.addinivalue_line(
+        "markers",
+        "agent_cli: runs the real Claude Code / Codex CLIs (deselect: -m 'not agent_cli')",
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -1231,3 +1231,84 @@ def test_stream_writer_moves_content_a_part_start_carried_into_deltas():
     assert (message.content[0].thinking, message.content[0].signature) == ("pre-more", "sig")
     assert message.content[1].text == "Hello"
     assert message.content[2].input == {"a": 1}
+
+
+# Gemini ends a signed text answer with an empty text part that carries the signature.
+GEMINI_SIGNED_TEXT_END = [
+    {"candidates": [{"content": {"role": "model", "parts": [{"text": "echo: "}]}}]},
+    {"candidates": [{"content": {"role": "model", "parts": [{"text": "hello"}]}}]},
+    {
+        "candidates": [
+            {
+                "content": {"role": "model", "parts": [{"text": "", "thoughtSignature": "c2ln"}]},
+                "finishReason": "STOP",
+            }
+        ],
+        "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 2},
+    },
+]
+SIGNED_CALL = {"functionCall": {"name": "f", "args": {"a": 1}}, "thoughtSignature": "Y2FsbA=="}
+
+
+def gemini_stream_to_anthropic(chunks: list[dict]) -> list:
+    from calo_addon.translate.gemini import CODEC as GEMINI
+
+    return write_stream(read_stream(GEMINI.stream_reader(), [(None, c) for c in chunks]))
+
+
+def test_a_gemini_text_answer_ends_with_its_text_block():
+    """Claude Code takes the last block as its result: the empty signed part Gemini ends a text
+    answer with must not become an empty text block or a trailing thinking block."""
+    wire = gemini_stream_to_anthropic(GEMINI_SIGNED_TEXT_END)
+    starts = [d["content_block"]["type"] for _, d in wire if d["type"] == "content_block_start"]
+    assert starts == ["text"]
+    message = final_message(wire)
+    assert [b.type for b in message.content] == ["text"]
+    assert message.content[0].text == "echo: hello"
+
+
+def test_a_gemini_call_signature_comes_as_the_thinking_block_before_the_call():
+    chunks = [
+        {"candidates": [{"content": {"parts": [{"text": "Let me look."}]}}]},
+        {"candidates": [{"content": {"parts": [SIGNED_CALL]}, "finishReason": "STOP"}]},
+    ]
+    message = final_message(gemini_stream_to_anthropic(chunks))
+    assert [b.type for b in message.content] == ["text", "thinking", "tool_use"]
+    assert (message.content[1].thinking, message.content[1].signature) == ("", "Y2FsbA==")
+    assert message.stop_reason == "tool_use"
+
+
+def test_thinking_text_starts_its_block_at_once_with_its_signature():
+    events = [
+        neutral.PartStart(0, neutral.Thinking()),
+        neutral.PartDelta(0, signature="s1"),
+        neutral.PartDelta(0, thinking="hmm"),
+        neutral.PartStop(0),
+        neutral.PartStart(1, neutral.Thinking()),
+        neutral.PartStop(1),  # nothing at all: no block
+        neutral.PartStart(2, neutral.Text("")),
+        neutral.PartDelta(2, text="done"),
+        neutral.PartStop(2),
+        neutral.MessageStop("end_turn"),
+    ]
+    message = final_message(write_stream(events))
+    assert [(b.type, getattr(b, "thinking", None)) for b in message.content] == [
+        ("thinking", "hmm"),
+        ("text", None),
+    ]
+    assert message.content[0].signature == "s1"
+
+
+def test_whole_gemini_answers_leave_out_the_same_blocks():
+    from calo_addon.translate.gemini import CODEC as GEMINI
+
+    parts = [{"text": "hi"}, {"text": "", "thoughtSignature": "c2ln"}]
+    whole = GEMINI.read_response({"candidates": [{"content": {"parts": parts}}]})
+    assert CODEC.write_response(whole)["content"] == [{"type": "text", "text": "hi"}]
+    parts = [{"text": "hi"}, SIGNED_CALL]
+    whole = GEMINI.read_response({"candidates": [{"content": {"parts": parts}}]})
+    assert [b["type"] for b in CODEC.write_response(whole)["content"]] == [
+        "text",
+        "thinking",
+        "tool_use",
+    ]

@@ -822,3 +822,27 @@ def test_error_message() -> None:
     )
     assert CODEC.error_message({"output": []}) is None
     assert CODEC.error_message("text") is None
+
+
+def test_a_gemini_text_answer_ends_with_its_message() -> None:
+    """Gemini ends a signed text answer with an empty part carrying the signature: no empty
+    message item (Codex takes the last message as the answer), the signature on a reasoning
+    item after it; the same for whole answers."""
+    from calo_addon.translate.gemini import CODEC as GEMINI
+
+    parts = [{"text": "echo: hi"}, {"text": "", "thoughtSignature": GEMINI_SIGNATURE}]
+    chunks = [
+        {"candidates": [{"content": {"parts": [parts[0]]}}]},
+        {"candidates": [{"content": {"parts": [parts[1]]}, "finishReason": "STOP"}]},
+    ]
+    reader = GEMINI.stream_reader()
+    events = [e for c in chunks for e in reader.feed(None, c)] + reader.close()
+    wire = write_stream(neutral.Request(model="m"), events)
+    with serve_stream(wire).responses.stream(model="m", input="x") as stream:
+        final = stream.get_final_response()
+    assert [item.type for item in final.output] == ["message", "reasoning"]
+    assert final.output_text == "echo: hi"
+    assert final.output[1].encrypted_content == GEMINI_SIGNATURE
+    whole = GEMINI.read_response({"candidates": [{"content": {"parts": parts}}]})
+    output = CODEC.write_response(whole)["output"]
+    assert [item["type"] for item in output] == ["message", "reasoning"]

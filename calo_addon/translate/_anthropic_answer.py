@@ -183,6 +183,10 @@ def write_answer_block(part: neutral.Part) -> dict[str, Any] | None:
     return None  # Media in an answer (an image Gemini drew): an Anthropic answer cannot hold it
 
 
+def _shown(part: neutral.Thinking) -> bool:
+    return part.redacted or bool(thinking_text(part))
+
+
 def read_response(payload: Any) -> neutral.Response:
     if not isinstance(payload, dict):
         raise neutral.TranslationError("an Anthropic message must be a JSON object")
@@ -201,12 +205,19 @@ def read_response(payload: Any) -> neutral.Response:
 
 
 def write_response(response: neutral.Response) -> dict[str, Any]:
+    """An Anthropic message, without the blocks the stream writer leaves out too: empty text
+    (Anthropic refuses it when a client sends it back) and a signature-only thinking block that
+    nothing follows (Gemini's signature after a text answer, which it does not require; as the
+    last block it would be Claude Code's result)."""
+    parts = [p for p in response.parts if not (isinstance(p, neutral.Text) and not p.text)]
+    while parts and isinstance(parts[-1], neutral.Thinking) and not _shown(parts[-1]):
+        parts.pop()
     return {
         "id": response.id or neutral.new_message_id(),
         "type": "message",
         "role": "assistant",
         "model": response.model or "",
-        "content": [b for b in map(write_answer_block, response.parts) if b is not None],
+        "content": [b for b in map(write_answer_block, parts) if b is not None],
         "stop_reason": write_stop(response.stop_reason),
         "stop_sequence": response.stop_sequence,
         "usage": write_usage(response.usage),

@@ -184,12 +184,25 @@ def _event(data: dict[str, Any]) -> WireEvent:
 
 
 class AnthropicStreamWriter:
-    """Neutral events -> Anthropic stream events (Anthropic's own event names and order)."""
+    """Neutral events -> Anthropic stream events (Anthropic's own event names and order).
+
+    Some blocks wait before they start. A text part starts with its first text, so one that
+    never gets any (Gemini ends a text answer with an empty part carrying its signature) sends
+    no block: Anthropic refuses empty text blocks when a client sends them back. A thinking
+    part that has only a signature (Gemini's, on the part that follows it) starts right before
+    the next block; none follows, and it is left out: Anthropic puts thinking before what it
+    explains, and Claude Code takes the last block as its answer, so a trailing thinking block
+    would empty the result. Gemini checks the signatures of function calls, which always
+    follow theirs; the one after a text answer it does not require.
+    """
 
     def __init__(self, request: neutral.Request) -> None:
         self._model = request.model
         self._blocks: dict[int, int] = {}  # neutral part index -> Anthropic block index
         self._open: set[int] = set()
+        self._waiting: dict[int, neutral.Text | neutral.Thinking] = {}  # no block yet
+        self._signatures: dict[int, str] = {}  # signatures of waiting thinking parts
+        self._signed: list[int] = []  # stopped signature-only parts waiting for the next block
         self._started = False
         self._ended = False
 
@@ -238,9 +251,20 @@ class AnthropicStreamWriter:
         return [_event({"type": "message_start", "message": message})]
 
     def _part_start(self, event: neutral.PartStart) -> list[WireEvent]:
-        if event.index in self._blocks:
+        if event.index in self._blocks or event.index in self._waiting:
             return []
         out = [e for index in sorted(self._open) for e in self._part_stop(index)]
+        if _contentless(event.part):
+            self._waiting[event.index] = event.part  # type: ignore[assignment]
+            if isinstance(event.part, neutral.Thinking) and event.part.signature:
+                self._signatures[event.index] = event.part.signature
+            return out
+        return out + self._block_start(event)
+
+    def _block_start(self, event: neutral.PartStart) -> list[WireEvent]:
+        """The signature-only thinking blocks that precede this block, then its start."""
+        signed, self._signed = self._signed, []
+        out = [e for index in signed for e in self._release(index)]
         block = write_answer_block(event.part)
         if block is None:
             return out
@@ -258,7 +282,28 @@ class AnthropicStreamWriter:
             out += self._part_delta(delta)  # type: ignore[arg-type]
         return out
 
+    def _release(self, index: int) -> list[WireEvent]:
+        signature = self._signatures.pop(index)
+        start = self._block_start(neutral.PartStart(index, neutral.Thinking(signature=signature)))
+        return start + self._part_stop(index)
+
+    def _wake(self, event: neutral.PartDelta) -> list[WireEvent]:
+        """A delta for a part whose block waits: content starts the block; a signature waits."""
+        index = event.index
+        if event.signature:
+            self._signatures[index] = self._signatures.get(index, "") + event.signature
+        if isinstance(self._waiting[index], neutral.Text) and event.text:
+            part: neutral.Text | neutral.Thinking = neutral.Text(event.text)
+        elif isinstance(self._waiting[index], neutral.Thinking) and event.thinking:
+            part = neutral.Thinking(event.thinking, self._signatures.pop(index, None))
+        else:
+            return []
+        del self._waiting[index]
+        return self._block_start(neutral.PartStart(index, part))
+
     def _part_delta(self, event: neutral.PartDelta) -> list[WireEvent]:
+        if event.index in self._waiting:
+            return self._wake(event)
         if event.index not in self._open:
             return []
         index = self._blocks[event.index]
@@ -277,6 +322,8 @@ class AnthropicStreamWriter:
         ]
 
     def _part_stop(self, index: int) -> list[WireEvent]:
+        if self._waiting.pop(index, None) is not None and index in self._signatures:
+            self._signed.append(index)
         if index not in self._open:
             return []
         self._open.discard(index)
@@ -291,6 +338,14 @@ class AnthropicStreamWriter:
         )
         out.append(_event({"type": "message_stop"}))
         return out
+
+
+def _contentless(part: neutral.Part) -> bool:
+    """A part whose block waits (see AnthropicStreamWriter): empty text, unredacted thinking
+    without text."""
+    if isinstance(part, neutral.Text):
+        return not part.text
+    return isinstance(part, neutral.Thinking) and not part.redacted and not thinking_text(part)
 
 
 def _delta_usage(usage: neutral.Usage) -> dict[str, Any]:

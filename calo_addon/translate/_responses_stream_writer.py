@@ -36,7 +36,12 @@ class _Open:
 
 
 class ResponsesStreamWriter:
-    """Neutral events -> Responses stream events, for a client using the Responses API."""
+    """Neutral events -> Responses stream events, for a client using the Responses API.
+
+    A message item opens with its first text: a text part that gets none (Gemini ends a text
+    answer with an empty part carrying its signature) sends no item, since Codex takes the
+    last message as the agent's answer. The signature still goes out, on its reasoning item.
+    """
 
     def __init__(self, request: neutral.Request):
         self._request = request
@@ -48,6 +53,7 @@ class ResponsesStreamWriter:
         self._early_usage = neutral.Usage()
         self._output: list[dict[str, Any]] = []
         self._open: _Open | None = None
+        self._text_waits = False  # a text part started without text: its item is not open yet
         self._finished = False
 
     def write(self, event: neutral.Event) -> list[WireEvent]:
@@ -57,10 +63,16 @@ class ResponsesStreamWriter:
             return self._start(event.id, event.model, event.usage)
         out = self._start(None, None, None)
         if isinstance(event, neutral.PartStart):
-            out += self._finish_item() + self._open_item(event.part)
+            out += self._finish_item()
+            self._text_waits = isinstance(event.part, neutral.Text) and not event.part.text
+            out += [] if self._text_waits else self._open_item(event.part)
         elif isinstance(event, neutral.PartDelta):
+            if self._text_waits and event.text:
+                self._text_waits = False
+                return out + self._open_item(neutral.Text(event.text))
             out += self._delta(event)
         elif isinstance(event, neutral.PartStop):
+            self._text_waits = False
             out += self._finish_item()
         elif isinstance(event, neutral.MessageStop):
             out += self._finish_item() + self._complete(event)

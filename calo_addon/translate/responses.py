@@ -44,8 +44,10 @@ class ResponsesCodec:
 
     def write_response(self, response: neutral.Response) -> dict[str, Any]:
         """A whole answer as a Responses object. Calls to custom tools must carry
-        `tool_kind="custom"` (the stream writer also knows them from the request)."""
-        output = [item for part in response.parts if (item := output_item(part, set())) is not None]
+        `tool_kind="custom"` (the stream writer also knows them from the request). Empty text
+        makes no message item, as in streams."""
+        parts = [p for p in response.parts if not (isinstance(p, neutral.Text) and not p.text)]
+        output = [item for part in parts if (item := output_item(part, set())) is not None]
         status, incomplete = status_of(response.stop_reason)
         error = {"code": "server_error", "message": "the model stopped with an error"}
         return answer_object(
