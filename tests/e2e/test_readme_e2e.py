@@ -56,6 +56,10 @@ DOC_ONLY = {
     "scripts/lock": "rewrites constraints.txt from the package index",
     "scripts/lock --upgrade": "rewrites constraints.txt from the package index",
     "pip install -c constraints.txt -e '.[dev]'": "what scripts/test runs on every change",
+    "claude -p 'Summarise README.md' --output-format json": "run by test_agent_clis_e2e.py",
+    "codex exec --skip-git-repo-check 'Add a test for the parser'": (
+        "run by test_agent_clis_e2e.py"
+    ),
 }
 
 # Python examples not run here, by a line that marks them, with the reason.
