@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from . import mitm, redact
 from .calllog import CallLog
+from .clients import ClientGate
 from .inbound_auth import ProxyKeyCheck
 from .model_override import ModelOverride
 from .rollup import Rollup
@@ -14,6 +15,7 @@ from .routing import Router
 from .settings import Settings
 from .summarizer import Summarizer
 from .translate.signatures import SignatureMemory
+from .usage import UsageStore
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class Pipeline:
     summarizer: Summarizer
     signatures: SignatureMemory
     route_addresses: frozenset[str]  # host:port of every route's url
+    clients: ClientGate  # named client keys' rules, over usage kept across reloads
 
     @classmethod
     def build(
@@ -37,14 +40,25 @@ class Pipeline:
         settings: Settings,
         transformer: Callable[[str], str] | None,
         signatures: SignatureMemory | None = None,
+        usage: UsageStore | None = None,
     ) -> Pipeline:
-        """`signatures`: kept across reloads by the addon (a new memory when not given)."""
+        """`signatures`, `usage`: kept across reloads by the addon (new, in memory, when not
+        given)."""
         router = Router(settings)
         scrub = redact.Scrubber(settings.secrets())
         summarizer = Summarizer(router, settings.rollup.summarizer_model, mitm.send)
         return cls(
             settings=settings,
-            inbound=ProxyKeyCheck(settings.proxy_api_keys, settings.proxy_aws_credentials),
+            inbound=ProxyKeyCheck(
+                settings.proxy_api_keys,
+                settings.proxy_aws_credentials,
+                tuple((name, c.key) for name, c in settings.clients if c.key),
+                tuple(
+                    (name, c.aws.access_key, c.aws.secret_key)
+                    for name, c in settings.clients
+                    if c.aws
+                ),
+            ),
             override=ModelOverride(settings.model_override, transformer),
             router=router,
             log=CallLog(settings.log.file, settings.log.level, scrub),
@@ -53,6 +67,7 @@ class Pipeline:
             summarizer=summarizer,
             signatures=signatures if signatures is not None else SignatureMemory(),
             route_addresses=router.route_addresses(),
+            clients=ClientGate(dict(settings.clients), usage),
         )
 
     def status(self, down: dict[str, str]) -> str:
