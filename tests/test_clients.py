@@ -526,3 +526,34 @@ def test_reload_keeps_usage_and_applies_a_changed_limit(tmp_path):
     statuses = [f.response.status_code if f.response else 200 for f in flows]
     # rpm 2: two admitted, the third refused; rpm 3 after the reload: one more, then refused
     assert statuses == [200, 200, 429, 200, 429]
+
+
+def test_with_clients_alone_every_call_needs_a_key(tmp_path):
+    calo = Calo(
+        api_keys=["r1"],
+        base_url="http://127.0.0.1:9",
+        log_file=str(tmp_path / "c.log"),
+        usage_db="off",
+        clients={"alice": {"key": ALICE_KEY}},
+    )
+    anonymous, alice = api_flow("gemini", "gemini-x", key=""), api_flow("gemini", "gemini-x")
+    drive(calo, [anonymous, alice])
+    assert anonymous.response.status_code == 401 and alice.response is None
+
+
+def test_summariser_calls_are_logged_and_charged_to_nobody(tmp_path):
+    calo = addon(tmp_path, alice={"key": ALICE_KEY, "tokens_per_day": 10})
+
+    async def after(tctx):
+        summary, _ = calo.pipeline.summarizer.flow("summarise this")
+        summary.live = True  # as mitm.send sends it
+        await calo.request(summary)
+        gemini_answer(summary, (40, 60))
+        await finish(calo, summary)
+        return tctx.master.commands.call("calo.usage")
+
+    report = drive(calo, [], after)
+    (line,) = log_lines(tmp_path)
+    assert line["operation"] == "rollup.summary" and line["client"] is None
+    assert line["usage"]["total_tokens"] == 100
+    assert "today 0 requests, 0/10 tokens" in report
