@@ -24,7 +24,8 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 
 from .dialects import Operation, Refusal
-from .usage import ClientUsage, Counts, Limits, LocalUsage, UsageFile, UsageStore
+from .usage import ClientUsage, Limits, LocalUsage, UsageStore
+from .usage_db import Counts, UsageFile
 
 if TYPE_CHECKING:
     from .settings import AWSCredentials, Settings

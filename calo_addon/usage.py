@@ -12,7 +12,7 @@ Windows: `rpm` and `tpm` count the last 60 seconds (a sliding window, so Retry-A
 the oldest counted request or tokens leave it); `tokens_per_day` and `tokens_per_month` count
 the UTC calendar day and month (Retry-After: until the next one begins).
 
-`LocalUsage` keeps everything in memory and, given a `UsageFile`, adds every change to an
+`LocalUsage` keeps everything in memory and, given a `UsageFile` (usage_db.py), adds every change to an
 SQLite file (standard library sqlite3) a moment later, off the event loop, in batches; on
 start it reads back the current day's, month's and all-time counts. The sliding windows live
 in memory only: a restart forgets the last minute, never the day's or month's tokens.
@@ -25,13 +25,14 @@ import asyncio
 import datetime
 import math
 import sqlite3
-import threading
 import time
 from collections import deque
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from .calllog import logger
+from .usage_db import Counts, UsageFile
 
 WINDOW = 60.0  # seconds counted by rpm and tpm
 TOTAL = "total"
@@ -43,20 +44,6 @@ class Limits:
     tpm: int | None = None
     tokens_per_day: int | None = None
     tokens_per_month: int | None = None
-
-
-@dataclass
-class Counts:
-    requests: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    tokens: int = 0  # what token limits count: input + output as the upstream reported them
-
-    def add(self, other: Counts) -> None:
-        self.requests += other.requests
-        self.input_tokens += other.input_tokens
-        self.output_tokens += other.output_tokens
-        self.tokens += other.tokens
 
 
 @dataclass(frozen=True)
@@ -124,59 +111,6 @@ def seconds_to_next_month(now: float) -> float:
     moment = _utc(now)
     year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
     return datetime.datetime(year, month, 1, tzinfo=datetime.UTC).timestamp() - now
-
-
-# ---------------------------------------------------------------- the SQLite file
-
-
-class UsageFile:
-    """Per client and period ("total", "day:YYYY-MM-DD", "month:YYYY-MM"), the sums of every
-    change: each write adds (an upsert), so the file stays right whoever writes to it."""
-
-    SCHEMA = """CREATE TABLE IF NOT EXISTS usage (
-        client TEXT NOT NULL, period TEXT NOT NULL,
-        requests INTEGER NOT NULL DEFAULT 0, input_tokens INTEGER NOT NULL DEFAULT 0,
-        output_tokens INTEGER NOT NULL DEFAULT 0, tokens INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (client, period))"""
-    ADD = """INSERT INTO usage VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (client, period) DO UPDATE SET
-        requests = requests + excluded.requests, input_tokens = input_tokens + excluded.input_tokens,
-        output_tokens = output_tokens + excluded.output_tokens, tokens = tokens + excluded.tokens"""
-
-    def __init__(self, path: str):
-        self.path = path
-        self._lock = threading.Lock()  # one writer at a time (batches are written in threads)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA busy_timeout = 5000")
-        self._db.execute(self.SCHEMA)
-
-    def read(self, periods: Iterable[str]) -> dict[tuple[str, str], Counts]:
-        wanted = tuple(periods)
-        marks = ",".join("?" * len(wanted))
-        rows = self._db.execute(
-            f"SELECT client, period, requests, input_tokens, output_tokens, tokens FROM usage "
-            f"WHERE period IN ({marks})",
-            wanted,
-        )
-        return {(client, period): Counts(*numbers) for client, period, *numbers in rows}
-
-    def add(self, changes: dict[tuple[str, str], Counts]) -> None:
-        """Add a batch of changes in one transaction."""
-        rows = [
-            (client, period, c.requests, c.input_tokens, c.output_tokens, c.tokens)
-            for (client, period), c in changes.items()
-        ]
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(self.ADD, rows)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
 
 
 # ---------------------------------------------------------------- this process's store
@@ -314,8 +248,6 @@ class LocalUsage:
 
     @staticmethod
     def _write(file: UsageFile, batch: dict[tuple[str, str], Counts]) -> None:
-        from .calllog import logger
-
         try:
             file.add(batch)
         except sqlite3.Error as e:  # usage stays counted in memory; say it, keep serving

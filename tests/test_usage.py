@@ -11,15 +11,14 @@ import threading
 import pytest
 
 from calo_addon.usage import (
-    Counts,
     Limits,
     LocalUsage,
-    UsageFile,
     day_period,
     month_period,
     seconds_to_next_day,
     seconds_to_next_month,
 )
+from calo_addon.usage_db import Counts, UsageFile
 
 NOON = datetime.datetime(2026, 11, 26, 12, 0, tzinfo=datetime.UTC).timestamp()
 
