@@ -1,8 +1,9 @@
 """The request side of a call: from the client's request to one ready to go upstream.
 
 `Forwarder.prepare` is the pipeline, one named step after another: authenticate, read the
-body, choose the model (model_override), admit the client (its expiry, models, limits), route, roll up, shape for the upstream (passthrough
-or translated), check the upstream is reachable, point the request at it, attach credentials.
+body, choose the model (model_override), admit the client (its expiry, models and limits),
+route, roll up, shape for the upstream (passthrough or translated), check the upstream is
+reachable, point the request at it, attach credentials.
 Any step may refuse with an error in the client's API shape. A request prepared before (a
 retry, a summary, a stored upstream request replayed from mitmweb) only gets credentials again.
 """

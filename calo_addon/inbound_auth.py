@@ -23,6 +23,7 @@ from mitmproxy import http
 
 from . import aws
 from .dialects import Refusal
+from .settings import Settings
 
 KEY_HEADERS = ("x-goog-api-key", "x-api-key")  # besides Authorization: Bearer
 CLIENT_AWS_PREFIX = b"x-aws-"
@@ -100,6 +101,17 @@ class ProxyKeyCheck:
         self._aws_owner = {key_id: name for name, key_id, _ in client_aws}
         secrets = dict(aws_secrets) | {key_id: secret for _, key_id, secret in client_aws}
         self._sigv4 = aws.SigV4Verifier(secrets)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProxyKeyCheck:
+        """Unrestricted keys and access-key ids, then each client's key and id, by name."""
+        clients = settings.clients
+        return cls(
+            settings.proxy_api_keys,
+            settings.proxy_aws_credentials,
+            tuple((name, c.key) for name, c in clients if c.key),
+            tuple((name, c.aws.access_key, c.aws.secret_key) for name, c in clients if c.aws),
+        )
 
     @property
     def enabled(self) -> bool:

@@ -49,16 +49,7 @@ class Pipeline:
         summarizer = Summarizer(router, settings.rollup.summarizer_model, mitm.send)
         return cls(
             settings=settings,
-            inbound=ProxyKeyCheck(
-                settings.proxy_api_keys,
-                settings.proxy_aws_credentials,
-                tuple((name, c.key) for name, c in settings.clients if c.key),
-                tuple(
-                    (name, c.aws.access_key, c.aws.secret_key)
-                    for name, c in settings.clients
-                    if c.aws
-                ),
-            ),
+            inbound=ProxyKeyCheck.from_settings(settings),
             override=ModelOverride(settings.model_override, transformer),
             router=router,
             log=CallLog(settings.log.file, settings.log.level, scrub),
