@@ -82,8 +82,17 @@ def sent_upstream(fakes) -> int:
     return sum(len(fake.requests) for fake in fakes)
 
 
-def log_for(proxy, client: str) -> list[dict]:
-    return [line for line in proxy.api_log_lines() if line.get("client") == client]
+def log_for(proxy, client: str, count: int = 0) -> list[dict]:
+    """The client's log lines, once there are at least `count` (lines are flushed a moment
+    after each call ends)."""
+    lines: list[dict] = []
+
+    def enough() -> bool:
+        lines[:] = [line for line in proxy.api_log_lines() if line.get("client") == client]
+        return len(lines) >= count
+
+    assert wait_for(enough), lines
+    return lines
 
 
 def openai_client(proxy, key):
@@ -156,7 +165,7 @@ def test_openai_sdk_403_429_401(proxy, fakes):
     with pytest.raises(openai.AuthenticationError, match="expired"):
         chat(openai_client(proxy, "key-expired"))
     assert sent_upstream(fakes) == before + 1  # only the admitted call
-    lines = log_for(proxy, "oa")
+    lines = log_for(proxy, "oa", 3)
     assert [line["status"] for line in lines] == [403, 200, 429]
     assert "key-oa" not in json.dumps(proxy.read_log_lines())
 
@@ -230,7 +239,7 @@ def test_boto3_sigv4_id_of_a_client_gets_its_limits(proxy, fakes):
         converse(client)
     assert limited.value.response["Error"]["Code"] == "ThrottlingException"
     assert sent_upstream(fakes) == before + 1
-    (ok,) = [line for line in log_for(proxy, "team") if line["status"] == 200]
+    (ok,) = [line for line in log_for(proxy, "team", 3) if line["status"] == 200]
     assert ok["usage"]["total_tokens"] == 11
     assert fakes[2].requests[-1].access_key == REAL_AKID  # re-signed for the upstream
 
@@ -249,7 +258,7 @@ def test_a_translated_call_is_admitted_and_charged_like_any_other(proxy, fakes):
         create()
     with pytest.raises(anthropic.PermissionDeniedError):
         create("claude-sonnet-4-5")
-    ok, *refused = log_for(proxy, "translated")
+    ok, *refused = log_for(proxy, "translated", 3)
     assert ok["translated"] and ok["usage"]["total_tokens"] == 12
     assert [line["status"] for line in refused] == [429, 403]
 
@@ -295,7 +304,7 @@ def test_a_token_budget_spent_by_a_stream_blocks_the_next_call(proxy):
     stream = chat(client, stream=True, stream_options={"include_usage": True})
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     # the call is charged when it ends: its log line is written right after
-    assert wait_for(lambda: any(line["status"] == 200 for line in log_for(proxy, "streamer")))
+    log_for(proxy, "streamer", 1)
     with pytest.raises(openai.RateLimitError, match="tokens_per_day") as limited:
         chat(client)
     wait = int(limited.value.response.headers["retry-after"])
