@@ -18,6 +18,7 @@ from .answer import Answerer
 from .body import after_cut, cut_by_mitmproxy, limit_mitmproxy_bodies
 from .call import Call
 from .calllog import logger
+from .clients import open_store
 from .connect import OpenConnections
 from .dialects import api_host, dialect_for_path
 from .failover import is_prepared
@@ -28,6 +29,7 @@ from .routing import normal_host
 from .timeouts import sweep
 from .translation import Memory
 from .upstream_health import UpstreamHealth
+from .usage import UsageStore
 
 CONFIG_POLL = 1.0  # seconds between checks of the config file's modification time
 HEALTH = b'{"status": "ok"}'
@@ -70,6 +72,7 @@ class Calo:
         self.health = UpstreamHealth()
         self.connections = OpenConnections()
         self.memory = Memory()  # thought signatures, stored conversations: kept on reload
+        self.usage: UsageStore | None = None  # clients' usage: kept across reloads
         self.forwarder = Forwarder(self.health, self.connections)
         self.answers = Answerer(self.forwarder)
         self._calls = self.forwarder.calls
@@ -119,7 +122,8 @@ class Calo:
         self._config_stamp = _stamp(settings.source)
         if self.pipeline is not None and settings == self.pipeline.settings:
             return  # nothing changed (or a refused change rolled back): keep keys' state and cache
-        pipeline = Pipeline.build(settings, self._transformer, self.memory)
+        self.usage = open_store(settings, self.usage)
+        pipeline = Pipeline.build(settings, self._transformer, self.memory, self.usage)
         old, self.pipeline = self.pipeline, pipeline
         if old is not None:
             old.log.stop()
@@ -154,6 +158,9 @@ class Calo:
             task.cancel()
         if self.pipeline is not None:
             self.pipeline.log.stop()
+        if self.usage is not None:
+            self.usage.close()
+            self.usage = None
 
     # ------------------------------------------------------------ connections
 
@@ -276,6 +283,7 @@ class Calo:
         self, flow: http.HTTPFlow, call: Call, status: int | None, error: str | None = None
     ) -> None:
         log = self.pipeline.log if self.pipeline else call.pipeline.log  # the current file
+        call.pipeline.clients.charge(call.client, call.usage)  # before the line: it is done
         call.finish(flow, status, error, log)
 
     # ------------------------------------------------------------ commands
@@ -286,6 +294,13 @@ class Calo:
         if self.pipeline is None:
             return "calo_addon: no valid configuration"
         return self.pipeline.status(self.health.snapshot())
+
+    @command.command("calo.usage")
+    def usage_report(self) -> str:
+        """Each client's usage (last minute, today, this month, in all) and its limits."""
+        if self.pipeline is None:
+            return "calo_addon: no valid configuration"
+        return self.pipeline.clients.report()
 
 
 def _stamp(source: str) -> tuple[float, int] | None:

@@ -39,6 +39,7 @@ class Call:
     op: Operation
     pipeline: Pipeline
     presented: Presented = field(default_factory=Presented)
+    client: str | None = None  # the client's name (clients:), never its key; None: unrestricted
     kind: str = "call"  # "call" | "retry" (a leg of a call) | "summary" (the rollup's own)
     started: float = field(default_factory=time.monotonic)
     requested_model: str | None = None
@@ -147,6 +148,7 @@ class Call:
         record: dict[str, Any] = {
             "time": now_iso(),
             "kind": "call",
+            "client": self.client,
             "api": self.op.dialect.name,
             "operation": self.op.name if self.kind != "summary" else "rollup.summary",
             "requested_model": self.requested_model,
@@ -215,6 +217,8 @@ def comment(record: dict[str, Any]) -> str:
     if record.get("upstream_model"):
         model = f"{model} (as {record['upstream_model']})"
     parts = [f"calo: {record['api']} {record['operation']} {model}"]
+    if record.get("client"):
+        parts.append(f"client {record['client']}")
     if record.get("translated"):
         parts.append(f"translated {record['translated']}")
     if record.get("refused"):

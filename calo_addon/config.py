@@ -11,6 +11,7 @@ and value, or for a secret (a key, a password) only its place, never its value.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import importlib
 import os
 import re
@@ -22,6 +23,7 @@ from typing import Any
 import yaml
 from dotenv import dotenv_values
 
+from .clients import ClientConfig, duplicate_keys
 from .settings import (
     APIS,
     AUTH_STYLES,
@@ -33,6 +35,7 @@ from .settings import (
     RollupSettings,
     RouteConfig,
     Settings,
+    StateSettings,
 )
 
 
@@ -270,6 +273,68 @@ def routes(value: Any, where: str) -> tuple[tuple[str, RouteConfig], ...]:
     return tuple((glob, route(glob, raw, where)) for glob, raw in value.items())
 
 
+# ---------------------------------------------------------------- clients (clients.py)
+
+_CLIENT_FIELDS = frozenset(f.name for f in dataclasses.fields(ClientConfig))
+_CLIENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")  # safe in logs and metrics
+_CLIENT_LIMITS = ("rpm", "tpm", "tokens_per_day", "tokens_per_month")
+_count = number(int, 1)
+
+
+def expiry(value: Any, where: str) -> datetime.date:
+    """A date (YYYY-MM-DD, as YAML reads it or as a string) or an ISO 8601 date and time."""
+    if isinstance(value, datetime.date):
+        return value
+    for kind in (datetime.date, datetime.datetime):
+        try:
+            return kind.fromisoformat(str(value).strip())
+        except ValueError:
+            pass
+    raise ConfigError(f"{where}: expected a date (YYYY-MM-DD), got {value!r}")
+
+
+def client(name: Any, raw: Any, where: str) -> ClientConfig:
+    """One client, from a YAML mapping or a Python ClientConfig; errors name the client and
+    the field, never a key."""
+    where = f"{where}.{name}"
+    if not isinstance(name, str) or not _CLIENT_NAME.match(name):
+        raise ConfigError(f"{where}: a client name is up to 64 letters, digits and . _ @ -")
+    if isinstance(raw, ClientConfig):
+        raw = {f: getattr(raw, f) for f in _CLIENT_FIELDS}
+    entry = _mapping(raw, where, _CLIENT_FIELDS)
+    key = entry.get("key")
+    if key is not None and (not isinstance(key, str) or not key.strip()):
+        raise ConfigError(f"{where}.key: expected a non-empty string")
+    aws = _aws(entry.get("aws"), f"{where}.aws")
+    if not key and aws is None:
+        raise ConfigError(f"{where}: needs a key or aws credentials (access_key, secret_key)")
+    models = entry.get("models")
+    if models is not None:
+        models = str_list(models, f"{where}.models")
+        if not models:
+            raise ConfigError(f"{where}.models: no glob given (leave models out for any model)")
+    expires = entry.get("expires")
+    return ClientConfig(
+        key=key.strip() if key else None,
+        aws=aws,
+        models=models,
+        expires=None if expires is None else expiry(expires, f"{where}.expires"),
+        **{k: _count(entry[k], f"{where}.{k}") for k in _CLIENT_LIMITS if entry.get(k) is not None},
+    )
+
+
+def clients(value: Any, where: str) -> tuple[tuple[str, ClientConfig], ...]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of client name -> settings")
+    return tuple((name, client(name, raw, where)) for name, raw in value.items())
+
+
+def usage_db(value: Any, where: str) -> str | None:
+    """A file path; "off" keeps usage in memory only."""
+    path = str(value).strip()
+    return None if path.lower() in ("", "off") else path
+
+
 # ---------------------------------------------------------------- the table of settings
 
 
@@ -318,11 +383,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("rollup.max_bytes", number(int, 1)),
     Setting("rollup.ttl", _positive),
     Setting("bedrock.default_region", text, "GEMINI_CALO_BEDROCK_REGION", "bedrock_default_region"),
+    Setting("clients", clients, None, "clients"),
+    Setting("state.usage_db", usage_db, "GEMINI_CALO_USAGE_DB", "usage_db"),
 )
 SECTIONS: dict[str, type] = {
     "rollup": RollupSettings,
     "log": LogSettings,
     "bedrock": BedrockSettings,
+    "state": StateSettings,
 }
 PYTHON_NAMES = {s.python: s for s in SETTINGS if s.python}
 
@@ -410,4 +478,6 @@ def load_settings(
         raise ConfigError(
             "no api_keys configured: set GEMINI_CALO_API_KEYS or api_keys in the config file"
         )
+    if (shared := duplicate_keys(settings)) is not None:
+        raise ConfigError(shared)
     return settings

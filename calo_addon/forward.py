@@ -1,8 +1,9 @@
 """The request side of a call: from the client's request to one ready to go upstream.
 
 `Forwarder.prepare` is the pipeline, one named step after another: authenticate, read the
-body, choose the model (model_override), route, roll up, shape for the upstream (passthrough
-or translated), check the upstream is reachable, point the request at it, attach credentials.
+body, choose the model (model_override), admit the client (its expiry, models and limits),
+route, roll up, shape for the upstream (passthrough or translated), check the upstream is
+reachable, point the request at it, attach credentials.
 Any step may refuse with an error in the client's API shape. A request prepared before (a
 retry, a summary, a stored upstream request replayed from mitmweb) only gets credentials again.
 """
@@ -85,10 +86,11 @@ class Forwarder:
         """The request pipeline, in order. Any step may refuse with an error in the API's shape."""
         request, op = flow.request, call.op
         if flow.is_replay != "request":  # a replay from mitmweb is the operator's, not a client's
-            pipeline.inbound.check(request, call.presented)
+            call.client = pipeline.inbound.check(request, call.presented)
         body = JsonBody(request, pipeline.settings.max_body_bytes) if op.needs_body else None
         payload = body.value if body else None
         model = self._choose_model(call, pipeline, request, body, payload)
+        await pipeline.clients.admit(call.client, op, model)  # expiry, models, limits
         call.streaming = op.dialect.streams(op, request, payload)
         client_aws = ClientAWS.from_headers(
             call.presented.client_aws, pipeline.settings.bedrock.default_region

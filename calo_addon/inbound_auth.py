@@ -24,6 +24,7 @@ from mitmproxy import http
 from . import aws
 from .dialects import Refusal
 from .dialects.base import CLIENT_AWS_PREFIX, CREDENTIAL_HEADERS
+from .settings import Settings
 
 _AWS_PREFIX = CLIENT_AWS_PREFIX.encode()
 _TAKEN = frozenset(name.encode() for name in CREDENTIAL_HEADERS)
@@ -83,35 +84,64 @@ def _read(presented: Presented, name: bytes, value: bytes, fields) -> None:
 
 
 class ProxyKeyCheck:
-    def __init__(self, proxy_keys: tuple[str, ...], aws_secrets: tuple[tuple[str, str], ...] = ()):
-        self._keys = tuple(k.encode() for k in proxy_keys)
-        self._sigv4 = aws.SigV4Verifier(dict(aws_secrets))
+    """Whether a request authenticates, and as whom: a client's name (`clients:`, by its key
+    or its SigV4 access-key id), or None for an unrestricted key (`proxy_api_keys`,
+    `proxy_aws_credentials`) or when no inbound auth is configured."""
+
+    def __init__(
+        self,
+        proxy_keys: tuple[str, ...],
+        aws_secrets: tuple[tuple[str, str], ...] = (),
+        client_keys: tuple[tuple[str, str], ...] = (),
+        client_aws: tuple[tuple[str, str, str], ...] = (),
+    ):
+        """`client_keys`: (client name, key); `client_aws`: (client name, key id, secret)."""
+        owned = [(k, None) for k in proxy_keys] + [(key, name) for name, key in client_keys]
+        self._keys = tuple((k.encode(), owner) for k, owner in owned)
+        self._aws_owner = {key_id: name for name, key_id, _ in client_aws}
+        secrets = dict(aws_secrets) | {key_id: secret for _, key_id, secret in client_aws}
+        self._sigv4 = aws.SigV4Verifier(secrets)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProxyKeyCheck:
+        """Unrestricted keys and access-key ids, then each client's key and id, by name."""
+        clients = settings.clients
+        return cls(
+            settings.proxy_api_keys,
+            settings.proxy_aws_credentials,
+            tuple((name, c.key) for name, c in clients if c.key),
+            tuple((name, c.aws.access_key, c.aws.secret_key) for name, c in clients if c.aws),
+        )
 
     @property
     def enabled(self) -> bool:
         return bool(self._keys or self._sigv4)
 
-    def check(self, request: http.Request, presented: Presented) -> None:
-        """Raise Refusal unless `presented` authenticates `request` (its body read)."""
+    def check(self, request: http.Request, presented: Presented) -> str | None:
+        """The client `presented` authenticates `request` as (its body read); raise Refusal
+        unless it authenticates."""
         if not self.enabled:
-            return
+            return None
         if presented.key is not None:
-            if not self._matches(presented.key):
+            matched, owner = self._matches(presented.key)
+            if not matched:
                 raise Refusal(401, "invalid proxy API key")
-            return
+            return owner
         if presented.sigv4:
             if not self._sigv4:
                 raise Refusal(
                     403, "SigV4 is not accepted here: use a proxy key", "AccessDeniedException"
                 )
-            self._sigv4.verify(request, presented.signed_fields)
-            return
+            key_id = self._sigv4.verify(request, presented.signed_fields)
+            return self._aws_owner.get(key_id)
         raise Refusal(401, "missing proxy API key" if self._keys else "missing SigV4 signature")
 
-    def _matches(self, key: str) -> bool:
+    def _matches(self, key: str) -> tuple[bool, str | None]:
         given = key.encode("utf-8", "surrogateescape")
         # compare against every key, so timing says nothing about which one (or none) matched
-        matched = False
-        for expected in self._keys:
-            matched |= hmac.compare_digest(given, expected)
-        return matched and bool(given)
+        matched, owner = False, None
+        for expected, name in self._keys:
+            same = hmac.compare_digest(given, expected)
+            matched |= same
+            owner = name if same else owner
+        return matched and bool(given), owner

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from . import mitm, redact
 from .calllog import CallLog
+from .clients import ClientGate
 from .inbound_auth import ProxyKeyCheck
 from .model_override import ModelOverride
 from .rollup import Rollup
@@ -14,6 +15,7 @@ from .routing import Router
 from .settings import Settings
 from .summarizer import Summarizer
 from .translation import Memory
+from .usage import UsageStore
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class Pipeline:
     summarizer: Summarizer
     memory: Memory  # what translated calls remember (kept by the addon across reloads)
     route_addresses: frozenset[str]  # host:port of every route's url
+    clients: ClientGate  # named client keys' rules, over usage kept across reloads
 
     @classmethod
     def build(
@@ -37,14 +40,16 @@ class Pipeline:
         settings: Settings,
         transformer: Callable[[str], str] | None,
         memory: Memory | None = None,
+        usage: UsageStore | None = None,
     ) -> Pipeline:
-        """`memory`: kept across reloads by the addon (a new one when not given)."""
+        """`memory`, `usage`: kept across reloads by the addon (new, in memory, when not
+        given)."""
         router = Router(settings)
         scrub = redact.Scrubber(settings.secrets())
         summarizer = Summarizer(router, settings.rollup.summarizer_model, mitm.send)
         return cls(
             settings=settings,
-            inbound=ProxyKeyCheck(settings.proxy_api_keys, settings.proxy_aws_credentials),
+            inbound=ProxyKeyCheck.from_settings(settings),
             override=ModelOverride(settings.model_override, transformer),
             router=router,
             log=CallLog(settings.log.file, settings.log.level, scrub),
@@ -53,6 +58,7 @@ class Pipeline:
             summarizer=summarizer,
             memory=memory if memory is not None else Memory(),
             route_addresses=router.route_addresses(),
+            clients=ClientGate(dict(settings.clients), usage),
         )
 
     def status(self, down: dict[str, str]) -> str:

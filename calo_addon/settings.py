@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from .clients import ClientConfig
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 # "auto": the credential header of the protocol the call speaks upstream (Gemini x-goog-api-key,
@@ -105,6 +108,11 @@ class BedrockSettings:
 
 
 @dataclass(frozen=True)
+class StateSettings:
+    usage_db: str | None = "calo-usage.db"  # clients' usage (SQLite); None: memory only
+
+
+@dataclass(frozen=True)
 class Settings:
     api_keys: tuple[str, ...] = ()
     proxy_api_keys: tuple[str, ...] = ()
@@ -116,6 +124,9 @@ class Settings:
     rollup: RollupSettings = field(default_factory=RollupSettings)
     log: LogSettings = field(default_factory=LogSettings)
     bedrock: BedrockSettings = field(default_factory=BedrockSettings)
+    # named client keys with limits (clients.py), in config order
+    clients: tuple[tuple[str, ClientConfig], ...] = ()
+    state: StateSettings = field(default_factory=StateSettings)
     http_port: int = 8000
     max_body_bytes: int = 32 * 1024 * 1024
     key_cooldown_max: float = 300.0
@@ -129,6 +140,8 @@ class Settings:
         """Every configured secret, for redaction."""
         found = set(self.api_keys) | set(self.proxy_api_keys)
         found |= {secret for _, secret in self.proxy_aws_credentials}
+        for _, client in self.clients:
+            found |= {client.key or "", client.aws.secret_key if client.aws else ""}
         for _, route in self.model_routes:
             found |= set(route.api_keys)
             for creds in (route.aws, getattr(route.auth, "aws", None)):
