@@ -196,11 +196,21 @@ def secret_hits(secrets, texts) -> list[tuple[str, str]]:
     return hits
 
 
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 class WebView:
     """mitmweb's HTTP API as its own front end uses it, authenticated with the web password."""
 
     def __init__(self, port: int, password: str = WEB_PASSWORD):
         self.port, self.password = port, password
+        if not wait_for(lambda: _accepts(port)):  # mitmweb may announce its proxy first
+            raise RuntimeError(f"mitmweb's web server does not answer on port {port}")
         self.http = httpx.Client(
             base_url=f"http://127.0.0.1:{port}",
             headers={"Authorization": f"Bearer {password}"},
@@ -229,16 +239,21 @@ class WebView:
         texts += [text for flow in self.dump() for text in stored_texts(flow)]
         return texts
 
-    def command(self, name: str, *arguments: str):
-        """Run a mitmproxy command as mitmweb's command bar does (with the XSRF cookie)."""
-        self.http.get("/updates")  # sets the XSRF cookie
+    def post(self, path: str, payload=None) -> httpx.Response:
+        """A POST as mitmweb's front end sends it (with the XSRF cookie and token)."""
+        if "_mitmproxy_xsrf" not in self.http.cookies:
+            self.http.get("/updates")  # sets the XSRF cookie
         answer = self.http.post(
-            f"/commands/{name}",
-            json={"arguments": list(arguments)},
+            path,
+            json=payload,
             headers={"X-XSRFToken": self.http.cookies.get("_mitmproxy_xsrf") or ""},
         )
         answer.raise_for_status()
-        return answer.json()["value"]
+        return answer
+
+    def command(self, name: str, *arguments: str):
+        """Run a mitmproxy command as mitmweb's command bar does."""
+        return self.post(f"/commands/{name}", {"arguments": list(arguments)}).json()["value"]
 
     def updates(self) -> Updates:
         return Updates(self.port, self.password)
