@@ -353,6 +353,8 @@ EXPECTED: dict[str, int | None] = {
 
 
 def test_no_secret_in_any_stored_field(tmp_path, fakes, proxy_launcher):
+    """Every shape answers as expected (so each took the path it names), then no secret is
+    found in what mitmweb shows or serves, in -w, in HAR, on the console or in the log."""
     proxy, view = start(tmp_path, fakes, proxy_launcher)
     with view.updates() as updates:
         shapes = Shapes(proxy, fakes)
