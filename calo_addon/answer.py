@@ -112,6 +112,8 @@ class Answerer:
             else None
         )
         call.read_answer(payload, response.status_code)
+        if response.status_code >= 400 and raw is not None:
+            _scrub_body(response, raw, call.pipeline.scrub)  # before anything keeps or sends it
         client_payload = payload
         if call.translation is not None:
             leg = flow.copy()  # the upstream's leg, before its answer is translated
@@ -119,8 +121,6 @@ class Answerer:
             show_both_legs(flow, call, leg)
         if response.status_code == 200:
             call.remember_reply(client_payload)
-        elif raw is not None and call.translation is None:
-            _scrub_body(response, raw, call.pipeline.scrub)
 
     def _translate_answer(self, flow: http.HTTPFlow, call: Call, payload) -> Any:
         response, translation = flow.response, call.translation
