@@ -50,7 +50,7 @@ class Answerer:
             call.collect_reply()
             call.tap = StreamTap(fmt, coding, call.observe)
         if call.tap is not None:
-            flow.response.stream = call.tap
+            flow.response.stream = mitm.never_empty(call.tap)
             if call.deadline:
                 call.tap.on_chunk = call.deadline.rearm
                 call.deadline.rearm(call.pipeline.settings.stream_idle_timeout)

@@ -22,13 +22,17 @@ against the installed mitmproxy and fails loudly when an upgrade moves it.
    cannot, mitmproxy issue #4711).
 4. `close_after_cut`: the client connection closed after mitmproxy's own body_size_limit 413,
    which mitmproxy 12.3 can leave open (see there).
+5. `never_empty`: a response stream callable that returns b"" for a chunk makes mitmproxy's
+   HTTP/1 server layer write a zero-length chunk (`%x\r\n%s\r\n`, proxy/layers/http/
+   _http1.py), which is the end of a chunked body: the client stops reading while the upstream
+   still sends. A list of chunks is also accepted there, and an empty one sends nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mitmproxy import ctx, http
@@ -101,6 +105,18 @@ def close_upstream(flow: http.HTTPFlow) -> bool:
         return False
     io.writer.close()
     return True
+
+
+def never_empty(stream: Callable[[bytes], bytes]) -> Callable[[bytes], list[bytes]]:
+    """`flow.response.stream` for a callable that may have nothing to send for a chunk (a
+    translated stream whose upstream event has no counterpart): nothing is sent then, instead
+    of the end of the body."""
+
+    def chunks(chunk: bytes) -> list[bytes]:
+        out = stream(chunk)
+        return [out] if out else []
+
+    return chunks
 
 
 CLOSE_WAIT = 10.0  # seconds to wait for mitmproxy's connection task to end after a cut

@@ -62,3 +62,18 @@ def test_close_upstream_without_a_connection_is_false():
 
     with taddons.context():
         assert mitm.close_upstream(tflow.tflow()) is False
+
+
+def test_a_stream_callable_may_answer_a_list_and_b_empty_would_end_the_body():
+    """mitm.never_empty: mitmproxy sends each item of a returned list, so [] sends nothing,
+    while b"" becomes a zero-length chunk (the end of a chunked body)."""
+    from mitmproxy.proxy.layers import http as http_layer
+    from mitmproxy.proxy.layers.http import _http1
+
+    streaming = inspect.getsource(http_layer.HttpStream.state_stream_response_body)
+    assert "if isinstance(chunks, bytes):" in streaming and "for chunk in chunks:" in streaming
+    assert 'b"%x\\r\\n%s\\r\\n" % (len(event.data), event.data)' in inspect.getsource(
+        _http1.Http1Server.send
+    )
+    stream = mitm.never_empty(lambda chunk: chunk.upper())
+    assert stream(b"") == [] and stream(b"ab") == [b"AB"]
