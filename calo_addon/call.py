@@ -214,7 +214,7 @@ def comment(record: dict[str, Any]) -> str:
         model = f"{model} (as {record['upstream_model']})"
     parts = [f"calo: {record['api']} {record['operation']} {model}"]
     if record.get("translated"):
-        parts.append(record["translated"])
+        parts.append(f"translated {record['translated']}")
     if record.get("refused"):
         parts.append(f"refused: {record['refused']}")
     else:

@@ -32,7 +32,8 @@ class Translation:
 
     @property
     def label(self) -> str:
-        return f"translated {self.client.name} -> {self.wire.name}"
+        """The log line's `translated` field, e.g. "anthropic -> gemini"."""
+        return f"{self.client.name} -> {self.wire.name}"
 
     @classmethod
     def start(
