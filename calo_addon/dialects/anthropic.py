@@ -17,6 +17,7 @@ from .base import Dialect, Operation, Refusal, Turn, int_or_none, json_response,
 from .openai import body_dict
 
 ANTHROPIC_HOST = "api.anthropic.com"
+API_VERSION = "2023-06-01"  # the Messages API version a translated request asks for
 _ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -158,6 +159,9 @@ class Anthropic(Dialect):
 
     def translated_path(self, model: str, streaming: bool) -> str:
         return "/v1/messages"
+
+    def translated_headers(self) -> dict[str, str]:
+        return {"anthropic-version": API_VERSION}  # required by every Messages call
 
 
 ANTHROPIC = Anthropic()

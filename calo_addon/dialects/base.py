@@ -153,6 +153,10 @@ class Dialect:
     def translated_path(self, model: str, streaming: bool) -> str:
         raise NotImplementedError
 
+    def translated_headers(self) -> dict[str, str]:
+        """Headers this API requires that a request translated from another API lacks."""
+        return {}
+
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
 
