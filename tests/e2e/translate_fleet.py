@@ -18,10 +18,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+from tests.e2e.launch import Proxy
 from tests.fake_anthropic import FakeAnthropic
 from tests.fake_bedrock import FakeBedrock
 from tests.fake_gemini import FakeGemini
@@ -105,17 +108,41 @@ model_routes:
     )
 
 
-def launch(launcher, folder: Path, fleet: Fleet):
-    write_config(folder, fleet)
-    return launcher(folder, {}, f"reverse:{fleet.gemini.url}")
+_SHARED: dict[str, object] = {}
+
+
+def shared(request: pytest.FixtureRequest, tmp_path_factory) -> tuple[Fleet, Proxy]:
+    """The fakes and the proxy in front of them, started once for every translation test
+    module of the session (they are the same setup; a proxy and four fakes take seconds to
+    start and stop) and stopped when the session ends. Each test starts with `Fleet.reset`."""
+    if not _SHARED:
+        stack = ExitStack()
+        request.config.add_cleanup(stack.close)
+        fleet = start_fleet(stack)
+        folder = tmp_path_factory.mktemp("translate")
+        write_config(folder, fleet)
+        proxy = stack.enter_context(closing_proxy(folder, fleet))
+        _SHARED.update(fleet=fleet, proxy=proxy)
+    return _SHARED["fleet"], _SHARED["proxy"]
+
+
+@contextmanager
+def closing_proxy(folder: Path, fleet: Fleet):
+    proxy = Proxy(folder, {}, [f"reverse:{fleet.gemini.url}"])
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
 
 
 def no_secret_leaked(fleet: Fleet) -> None:
-    """The proxy key never reaches an upstream, in headers or bodies."""
+    """The proxy key never reaches an upstream, in headers or bodies; every request Bedrock
+    got carries a valid SigV4 signature of what arrived (the translated body)."""
     for fake in fleet.all():
         for request in fake.requests:
             assert PROXY_KEY not in json.dumps(request.headers)
             assert PROXY_KEY.encode() not in request.body
+    assert all(r.signature_ok is True for r in fleet.bedrock.requests)
 
 
 def log_line_for(proxy, model: str, seconds: float = 5.0) -> dict:
