@@ -17,6 +17,7 @@ import pytest
 
 from tests.e2e.translate_fleet import (
     GEMINI_MODEL,
+    PNG,
     PROXY_KEY,
     arrived_first,
     hold_last_chunk,
@@ -420,3 +421,21 @@ def test_tool_arguments_stream_as_fragments_by_index(proxy, fleet, kind):
         if call.function and call.function.arguments
     ]
     assert len(fragments) > 1 and json.loads("".join(fragments)) == {"city": "Paris, France"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_image_reaches_the_upstream(proxy, fleet, kind):
+    completion = client(proxy).chat.completions.create(
+        model=model_for(kind, "gpt-5"),
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+                    {"type": "text", "text": "what is this?"},
+                ],
+            }
+        ],
+    )
+    assert completion.choices[0].message.content == "echo: what is this?"
+    assert PNG in fleet.fake(kind).requests[-1].body.decode()

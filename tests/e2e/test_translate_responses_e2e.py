@@ -18,6 +18,7 @@ import pytest
 
 from tests.e2e.translate_fleet import (
     GEMINI_MODEL,
+    PNG,
     PROXY_KEY,
     arrived_first,
     hold_last_chunk,
@@ -346,3 +347,32 @@ def test_an_upstream_error_mid_stream_ends_the_stream_with_a_failure_event(proxy
     assert events[-2].message == "boom mid-stream"
     assert events[-1].response.status == "failed"
     assert events[-1].response.error.message == "boom mid-stream"
+
+
+@pytest.mark.parametrize("kind", ROUTED)
+def test_an_image_and_the_reasoning_effort_reach_the_upstream(proxy, fleet, kind):
+    response = client(proxy).responses.create(
+        model=model_for(kind, "gpt-5"),
+        reasoning={"effort": "high"},
+        max_output_tokens=40000,
+        input=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_image", "image_url": f"data:image/png;base64,{PNG}"},
+                    {"type": "input_text", "text": "what is this?"},
+                ],
+            }
+        ],
+    )
+    assert response.output_text == "echo: what is this?"
+    body = fleet.fake(kind).requests[-1].json()
+    assert PNG in json.dumps(body)
+    thinking = {
+        "gemini": lambda: body["generationConfig"]["thinkingConfig"],
+        "anthropic": lambda: body["thinking"]["budget_tokens"],
+        "bedrock-claude": lambda: body["additionalModelRequestFields"]["thinking"],
+        "chat": lambda: body["reasoning_effort"] == "high",
+    }
+    if kind in thinking:
+        assert thinking[kind]()
