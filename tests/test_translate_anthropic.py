@@ -1263,3 +1263,12 @@ def test_stream_writer_moves_content_a_part_start_carried_into_deltas():
     assert (message.content[0].thinking, message.content[0].signature) == ("pre-more", "sig")
     assert message.content[1].text == "Hello"
     assert message.content[2].input == {"a": 1}
+
+
+def test_message_ids_carry_anthropics_prefix_whatever_the_upstream():
+    """A Gemini responseId (no prefix) becomes msg_<id>; an Anthropic id stays as it is."""
+    assert CODEC.write_response(neutral.Response("Nj9Ww021", "m"))["id"] == "msg_Nj9Ww021"
+    assert CODEC.write_response(neutral.Response("msg_01abc", "m"))["id"] == "msg_01abc"
+    writer = CODEC.stream_writer(neutral.Request(model="m"))
+    (kind, start), *_ = writer.write(neutral.MessageStart("Nj9Ww021", "m"))
+    assert kind == "message_start" and start["message"]["id"] == "msg_Nj9Ww021"

@@ -85,6 +85,7 @@ def test_system_prompt_and_image_reach_every_upstream(proxy, fleet, kind, stream
     )
     assert texts(message) == "echo: what is this?"
     assert message.stop_reason == "end_turn" and message.role == "assistant"
+    assert message.id.startswith("msg_")
     assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
     (upstream,) = fleet.fake(kind).requests
     assert "SYS-7f3a" in upstream.body.decode() and PNG in upstream.body.decode()
