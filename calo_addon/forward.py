@@ -171,6 +171,7 @@ class Forwarder:
         )
         body.replace(translated)
         request.headers["content-type"] = "application/json"
+        request.headers.update(call.wire.translated_headers())
         request.headers.pop("accept-encoding", None)  # the answer is read, so take it plain
         return call.translation.path
 

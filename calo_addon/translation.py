@@ -58,6 +58,7 @@ class Translation:
 
     @property
     def label(self) -> str:
+        """The log line's `translated` field, e.g. "anthropic -> gemini"."""
         return f"{self.client.name} -> {self.wire.name}"
 
     @classmethod

@@ -203,6 +203,8 @@ class FakeBedrock(FakeServer):
         model, operation = unquote(match.group(1)), match.group(2)
         if operation == "invoke" and self.bad_gzip:
             return wire.send(200, b"not-gzip!", "application/json", {"content-encoding": "gzip"})
+        if operation == "count-tokens":
+            return self._count_tokens(wire, request.body)
         try:
             body = json.loads(request.body or b"{}")
             if self.strict:
@@ -223,6 +225,25 @@ class FakeBedrock(FakeServer):
         if operation.startswith("converse"):
             return self._converse(wire, body, reply, fail, stream)
         return self._invoke(wire, model, body, reply, fail, stream)
+
+    def _count_tokens(self, wire: Wire, raw: bytes) -> None:
+        """CountTokens: {"input": {"converse": {messages, system?, toolConfig?}}} (checked as
+        a Converse body) or {"input": {"invokeModel": {"body": "<JSON text>"}}}."""
+        try:
+            given = json.loads(raw or b"{}")["input"]
+            (kind,) = given.keys()
+            if kind == "converse":
+                body = given["converse"]
+                if self.strict:
+                    check_converse({**body, "inferenceConfig": {}}, None)
+                text = converse_prompt_text(body)
+            elif kind == "invokeModel":
+                text = given["invokeModel"]["body"]
+            else:
+                raise KeyError(kind)
+        except (ValueError, KeyError, TypeError, Refused) as e:
+            return self.error(wire, 400, f"Malformed CountTokens input: {e}")
+        wire.json({"inputTokens": max(1, len(text) // 4)})
 
     def _validate(self, model: str, operation: str, body) -> None:
         signatures = self.issued_signatures if self.check_signatures else None

@@ -15,7 +15,7 @@ from tests.fake_server import words
 CONVERSE_FIELDS = words(
     "messages system inferenceConfig toolConfig guardrailConfig additionalModelRequestFields "
     "promptVariables additionalModelResponseFieldPaths requestMetadata performanceConfig "
-    "serviceTier"
+    "serviceTier outputConfig"
 )
 INFERENCE = words("maxTokens temperature topP stopSequences")
 BLOCKS = words(

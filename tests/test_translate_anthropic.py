@@ -1001,7 +1001,11 @@ def test_chat_style_history_becomes_valid_anthropic_turns():
         "role": "user",
         "content": [{"type": "text", "text": "weather?"}, {"type": "text", "text": "both cities"}],
     }
-    assert second["content"][0] == {"type": "thinking", "thinking": "", "signature": "gemini-sig"}
+    assert second["content"][0] == {
+        "type": "thinking",
+        "thinking": "unsigned reasoning summary",
+        "signature": "gemini-sig",
+    }
     assert [b["id"] for b in second["content"][1:]] == [
         "functions_get_weather_0",
         "functions_get_weather_1",
@@ -1013,6 +1017,34 @@ def test_chat_style_history_becomes_valid_anthropic_turns():
         "content": "18C",
     }
     assert third["content"][1] == {"type": "tool_result", "tool_use_id": "functions_get_weather_1"}
+
+
+def test_thinking_text_and_its_signature_that_came_apart_are_one_block_again():
+    """A Chat client keeps Anthropic's thinking text in reasoning_content and its signature
+    on the tool call (extra_content): Anthropic checks the signature against that text."""
+    body = written(
+        messages=[
+            user(neutral.Text("weather?")),
+            assistant(
+                neutral.Thinking("Need the weather."),
+                neutral.Thinking(signature="sig-1", attached=True),
+                neutral.ToolCall("toolu_1", "get_weather", {"city": "Paris"}),
+            ),
+            user(neutral.ToolResult("toolu_1", [neutral.Text("sunny")])),
+        ]
+    )
+    assert body["messages"][1]["content"] == [
+        {"type": "thinking", "thinking": "Need the weather.", "signature": "sig-1"},
+        {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}},
+    ]
+    alone = written(
+        messages=[
+            user(neutral.Text("q")),
+            assistant(neutral.Thinking("unsigned"), neutral.Text("a")),
+            user(neutral.Text("next")),
+        ]
+    )
+    assert alone["messages"][1]["content"] == [{"type": "text", "text": "a"}]
 
 
 def test_tool_result_with_an_image_and_an_error():
@@ -1312,3 +1344,12 @@ def test_whole_gemini_answers_leave_out_the_same_blocks():
         "thinking",
         "tool_use",
     ]
+
+
+def test_message_ids_carry_anthropics_prefix_whatever_the_upstream():
+    """A Gemini responseId (no prefix) becomes msg_<id>; an Anthropic id stays as it is."""
+    assert CODEC.write_response(neutral.Response("Nj9Ww021", "m"))["id"] == "msg_Nj9Ww021"
+    assert CODEC.write_response(neutral.Response("msg_01abc", "m"))["id"] == "msg_01abc"
+    writer = CODEC.stream_writer(neutral.Request(model="m"))
+    (kind, start), *_ = writer.write(neutral.MessageStart("Nj9Ww021", "m"))
+    assert kind == "message_start" and start["message"]["id"] == "msg_Nj9Ww021"

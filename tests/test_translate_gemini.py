@@ -938,6 +938,24 @@ def test_stream_error_chunk_becomes_a_stream_error():
     assert reader.close() == []
 
 
+def test_stream_final_signed_empty_text_opens_no_text_part():
+    """Gemini ends a streamed text answer with an empty text part carrying the signature: a
+    signed Thinking, and no empty text part a client would show (and Anthropic refuse)."""
+    reader = CODEC.stream_reader()
+    reader.feed(None, {"candidates": [{"content": {"role": "model", "parts": [{"text": "42"}]}}]})
+    last = {"candidates": [{"content": {"parts": [{"text": "", "thoughtSignature": SIG1}]}}]}
+    last["candidates"][0]["finishReason"] = "STOP"
+    events = reader.feed(None, last) + reader.close()
+    assert [type(e).__name__ for e in events] == [
+        "PartStop",
+        "PartStart",
+        "PartDelta",
+        "PartStop",
+        "MessageStop",
+    ]
+    assert events[1].part == n.Thinking(attached=True) and events[2].signature == SIG1
+
+
 def test_stream_reader_takes_a_json_array_stream():
     reader = CODEC.stream_reader()
     events = reader.feed(None, json.dumps(STREAM[:2]))

@@ -16,6 +16,7 @@ from ..translate.neutral import Usage
 from .base import ModelInBody, Operation, Turn, block_turn, int_or_none, json_response
 
 ANTHROPIC_HOST = "api.anthropic.com"
+API_VERSION = "2023-06-01"  # the Messages API version a translated request asks for
 _ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -140,6 +141,9 @@ class Anthropic(ModelInBody):
 
     def count_answer(self, tokens: int) -> dict[str, Any]:
         return {"input_tokens": tokens}
+
+    def translated_headers(self) -> dict[str, str]:
+        return {"anthropic-version": API_VERSION}  # required by every Messages call
 
 
 def _tool_id(block: dict) -> str | None:

@@ -182,6 +182,10 @@ class Dialect:
         """A count answer in this API's shape, for its clients."""
         raise Refusal(400, f"{self.name} has no token count call")
 
+    def translated_headers(self) -> dict[str, str]:
+        """Headers this API requires that a request translated from another API lacks."""
+        return {}
+
 
 class ModelInBody(Dialect):
     """APIs whose model and stream flag live in the JSON body (OpenAI, Anthropic, Responses)."""

@@ -204,6 +204,13 @@ def read_response(payload: Any) -> neutral.Response:
     )
 
 
+def message_id(upstream_id: str | None) -> str:
+    """Anthropic's message ids start with msg_: the upstream's id, kept for tracing, gets it."""
+    if not upstream_id:
+        return neutral.new_message_id()
+    return upstream_id if upstream_id.startswith("msg_") else f"msg_{upstream_id}"
+
+
 def write_response(response: neutral.Response) -> dict[str, Any]:
     """An Anthropic message, without the blocks the stream writer leaves out too: empty text
     (Anthropic refuses it when a client sends it back) and a signature-only thinking block that
@@ -213,7 +220,7 @@ def write_response(response: neutral.Response) -> dict[str, Any]:
     while parts and isinstance(parts[-1], neutral.Thinking) and not _shown(parts[-1]):
         parts.pop()
     return {
-        "id": response.id or neutral.new_message_id(),
+        "id": message_id(response.id),
         "type": "message",
         "role": "assistant",
         "model": response.model or "",

@@ -16,6 +16,7 @@ from . import neutral
 from ._anthropic_answer import (
     error_body,
     error_status,
+    message_id,
     read_answer_block,
     read_stop,
     read_usage,
@@ -239,7 +240,7 @@ class AnthropicStreamWriter:
         self._started = True
         start = event or neutral.MessageStart(neutral.new_message_id(), self._model)
         message = {
-            "id": start.id or neutral.new_message_id(),
+            "id": message_id(start.id),
             "type": "message",
             "role": "assistant",
             "model": start.model or self._model or "",

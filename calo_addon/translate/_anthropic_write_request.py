@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
+from dataclasses import replace
 from typing import Any
 
 from . import neutral
@@ -85,7 +86,8 @@ def _write_messages(messages: list[neutral.Message]) -> list[dict[str, Any]]:
     user message) and, in a user message, tool results first, as Anthropic requires."""
     out: list[dict[str, Any]] = []
     for message in messages:
-        blocks = [b for part in message.parts if (b := _write_part(part, message.role))]
+        parts = _rejoin_thinking(message.parts)
+        blocks = [b for part in parts if (b := _write_part(part, message.role))]
         if not blocks:
             continue
         if out and out[-1]["role"] == message.role:
@@ -95,6 +97,29 @@ def _write_messages(messages: list[neutral.Message]) -> list[dict[str, Any]]:
     for message in out:
         if message["role"] == "user":
             message["content"].sort(key=lambda block: block["type"] != "tool_result")
+    return out
+
+
+def _rejoin_thinking(parts: list[neutral.Part]) -> list[neutral.Part]:
+    """Thought text followed by a signature that came apart from it is one thinking block
+    again: a Chat client returns Anthropic's thinking as `reasoning_content` and its
+    signature on the tool call, and Anthropic's signature covers that text."""
+    out: list[neutral.Part] = []
+    for part in parts:
+        previous = out[-1] if out else None
+        if (
+            isinstance(part, neutral.Thinking)
+            and part.signature
+            and not part.text
+            and not part.redacted
+            and isinstance(previous, neutral.Thinking)
+            and thinking_text(previous)
+            and not previous.signature
+            and not previous.redacted
+        ):
+            out[-1] = replace(previous, signature=part.signature, attached=False)
+        else:
+            out.append(part)
     return out
 
 

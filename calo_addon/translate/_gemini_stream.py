@@ -103,7 +103,7 @@ class GeminiStreamReader:
             events += self._close_part()
             events += self._signed(signature)
         if "text" in part:
-            events += self._text(part["text"] or "", anchored=bool(signature))
+            events += self._text(part["text"] or "")
         elif (call := get(part, "functionCall")) is not None:
             events += self._call(as_dict(call, "functionCall"))
         elif (code := code_text(part)) is not None:
@@ -130,10 +130,12 @@ class GeminiStreamReader:
             neutral.PartStop(index),
         ]
 
-    def _text(self, text: str, anchored: bool = False) -> list[neutral.Event]:
-        """Text deltas on the open Text part. An empty text part that carried a signature still
-        opens a part, so the signature keeps a part to return on."""
-        if not text and not anchored:
+    def _text(self, text: str) -> list[neutral.Event]:
+        """Text deltas on the open Text part. An empty text part opens none, even when it
+        carried a signature (Gemini's last chunk): a client would get an empty text block,
+        which Anthropic refuses when it comes back; the Gemini writer puts a signature that
+        nothing follows on the part before it."""
+        if not text:
             return []
         events = self._open_part("text", neutral.Text(""))
         if text:
