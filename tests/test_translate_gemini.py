@@ -508,11 +508,32 @@ def test_parallel_false_and_unknown_hosted_tools_are_named_as_dropped():
             n.HostedTool("tool_search"),
         ],
         tool_choice=n.ToolChoice("auto", parallel=False),
+        model="gemini-3-pro-preview",
     )
     body = CODEC.write_request(request)
     assert_gemini_accepts(body)
     assert body["tools"][1:] == [{"googleSearch": {}}, {"codeExecution": {}}]
     assert request.dropped == ["tools.tool_search", "tool_choice.parallel"]
+
+
+ANY_DECLARATION = {"name": "f", "parametersJsonSchema": {"type": "object"}}
+
+
+def test_gemini_before_3_gets_no_built_in_tool_beside_functions():
+    """Gemini 2.x refuses googleSearch beside functionDeclarations (Codex sends web_search
+    with its function tools): the built-in tool is dropped and named."""
+    request = n.Request(
+        messages=[n.Message("user", [n.Text("hi")])],
+        tools=[n.Tool("f", parameters={"type": "object"})],
+        hosted_tools=[n.HostedTool("web_search")],
+        model="gemini-2.5-pro",
+    )
+    body = CODEC.write_request(request)
+    assert body["tools"] == [{"functionDeclarations": [ANY_DECLARATION]}]
+    assert request.dropped == ["tools.web_search"]
+    alone = n.Request(messages=request.messages, hosted_tools=[n.HostedTool("web_search")])
+    alone.model = "gemini-2.5-pro"
+    assert CODEC.write_request(alone)["tools"] == [{"googleSearch": {}}]
 
 
 @pytest.mark.parametrize(
@@ -672,7 +693,7 @@ def test_request_round_trip_through_neutral_keeps_the_body():
         },
     }
     request = CODEC.read_request(copy.deepcopy(body))
-    request.model = "gemini-2.5-pro"
+    request.model = "gemini-3-pro-preview"
     assert CODEC.write_request(request) == body
 
 

@@ -88,7 +88,10 @@ def _write_tools(request: neutral.Request) -> list[dict[str, Any]]:
         tools.append({"functionDeclarations": [_declaration(t) for t in request.tools]})
     for hosted in request.hosted_tools:
         key = _HOSTED_WRITE.get(hosted.name)
-        if key is None:
+        # Gemini before 3 refuses a built-in tool beside function declarations ("Tool use
+        # with function calling is unsupported"): the functions are what the client runs.
+        mixed = bool(request.tools) and not _is_gemini3(request.model)
+        if key is None or mixed:
             request.dropped.append(f"tools.{hosted.name}")
             continue
         # Other protocols' settings for search or code mean nothing to Gemini.
