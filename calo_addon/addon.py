@@ -30,8 +30,6 @@ from .translate.signatures import SignatureMemory
 from .upstream_health import UpstreamHealth
 
 CONFIG_POLL = 1.0  # seconds between checks of the config file's modification time
-HEALTH = b'{"status": "ok"}'
-OUTBOUND_CREDENTIALS = ("authorization", "x-goog-api-key", "x-api-key", "x-amz-security-token")
 
 
 class Calo:

@@ -62,7 +62,6 @@ class Call:
     reader: StreamReader | None = None  # reads the stream's events into `reply`
     stream_complete: bool = False  # the stream's last event arrived
     cooled: str | None = None
-    stream_errors: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------ answers
 

@@ -24,7 +24,6 @@ from mitmproxy import http
 from . import aws
 from .dialects import Refusal
 
-KEY_HEADERS = ("x-goog-api-key", "x-api-key")  # besides Authorization: Bearer
 CLIENT_AWS_PREFIX = b"x-aws-"
 _TAKEN = frozenset({b"authorization", b"x-goog-api-key", b"x-api-key", b"x-amz-security-token"})
 

@@ -66,7 +66,6 @@ from benchlib import (  # the shared benchmark pieces, beside this script
 
 MODEL = "gemini-2.5-flash"
 CHAT = "/v1/chat/completions"
-SUMMARISER = f"/v1beta/models/{MODEL}:generateContent"
 TARGET = 0.8
 TURN = "lorem ipsum dolor sit amet consectetur adipiscing elit " * 18  # ~1 KB
 CASES = {
