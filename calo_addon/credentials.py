@@ -106,7 +106,9 @@ async def _custom(flow: http.HTTPFlow, upstream: Upstream) -> Sent:
     request = flow.request
     headers_before = set(request.headers.fields)
     query_before = set(request.query.items(multi=True))
-    result = upstream.auth.provider(flow)
+    provider = upstream.auth.provider
+    assert provider is not None  # the auth kind "custom" has one
+    result = provider(flow)
     if inspect.isawaitable(result):
         await result
     name = f"{upstream.name}:custom"

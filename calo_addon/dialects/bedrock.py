@@ -53,7 +53,7 @@ def quote_model_id(model: str) -> str:
 
 def is_anthropic_model(model: str | None) -> bool:
     """Bedrock model ids (and ARNs, inference profiles) of Anthropic's models."""
-    return bool(model) and ("anthropic." in model or "claude" in model.lower())
+    return model is not None and ("anthropic." in model or "claude" in model.lower())
 
 
 def unwrap_chunk(payload: Any) -> Any:
@@ -173,7 +173,7 @@ class Bedrock(Dialect):
             elif isinstance(block.get("toolUse"), dict) or isinstance(
                 block.get("toolResult"), dict
             ):
-                tool = block.get("toolUse") or block.get("toolResult")
+                tool = block.get("toolUse") or block.get("toolResult") or {}
                 tools.append(str(tool.get("toolUseId", "")))
             else:
                 text, others = text_of([block])
