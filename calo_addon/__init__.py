@@ -20,7 +20,7 @@ if __name__ != "calo_addon":  # loaded by mitmproxy's -s
     for _name in [n for n in _sys.modules if n == "calo_addon" or n.startswith("calo_addon.")]:
         del _sys.modules[_name]
 
-    from calo_addon import (
+    from calo_addon import (  # type: ignore[attr-defined]  # the package, not this script
         AWSCredentials,
         Calo,
         RouteConfig,

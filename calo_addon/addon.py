@@ -32,7 +32,6 @@ from .upstream_health import UpstreamHealth
 from .usage import UsageStore
 
 CONFIG_POLL = 1.0  # seconds between checks of the config file's modification time
-HEALTH = b'{"status": "ok"}'
 
 
 class Calo:

@@ -64,7 +64,6 @@ class Call:
     stream_complete: bool = False  # the stream's last event arrived
     cooled: str | None = None
     answered: str | None = None  # the proxy answered itself (why), e.g. an estimated count
-    stream_errors: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------ answers
 
@@ -120,7 +119,12 @@ class Call:
         """A 401, 403 or 429 puts the key used in cooldown (Retry-After honoured)."""
         status = response.status_code if response else 0
         key = self.sent.key
-        if key is None or self.upstream is None or status not in (401, 403, 429):
+        if (
+            response is None
+            or key is None
+            or self.upstream is None
+            or status not in (401, 403, 429)
+        ):
             return
         seconds = self.upstream.keys.cool(key, response.headers.get("retry-after"))
         self.cooled = f"{key.label} cooling {seconds:g}s after {status}"
@@ -196,7 +200,7 @@ def _merged(old: neutral.Usage | None, new: neutral.Usage) -> neutral.Usage:
     return merged
 
 
-def usage_dict(usage: neutral.Usage | None) -> dict[str, int] | None:
+def usage_dict(usage: neutral.Usage | None) -> dict[str, int | None] | None:
     if usage is None:
         return None
     found = {

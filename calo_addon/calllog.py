@@ -21,7 +21,7 @@ import datetime
 import logging
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
@@ -63,7 +63,7 @@ class CallLog:
         self.debug = level == "DEBUG"
         self.scrub = scrub
         self._level = getattr(logging, level)
-        self._file = None
+        self._file: TextIO | None = None
         self._flush_pending = False
         self._handler = _DiagnosticsHandler(self)
         self._handler.setLevel(self._level)

@@ -102,8 +102,7 @@ class ClientGate:
     ) -> None:
         """Raise Refusal (401, 403, 429 with Retry-After) unless `client` may make this call
         now; when it may, the request is counted. None (an unrestricted key): always."""
-        config = self.clients.get(client) if client is not None else None
-        if config is None or self.store is None:
+        if client is None or self.store is None or (config := self.clients.get(client)) is None:
             return
         now = time.time() if now is None else now
         expires_at = config.expires_at

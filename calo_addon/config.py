@@ -84,10 +84,6 @@ def _expand(value: Any, env: Mapping[str, str], where: str) -> Any:
 Parser = Callable[[Any, str], Any]
 
 
-def _shown(value: Any, secret: bool) -> str:
-    return "a secret value" if secret else repr(value)
-
-
 def str_list(value: Any, where: str, secret: bool = False) -> tuple[str, ...]:
     if value is None:
         return ()

@@ -82,13 +82,13 @@ class OpenConnections:
 
     def connected(self, client_id: str, address: tuple[str, int] | None) -> None:
         if address:
-            self._by_client.setdefault(client_id, Counter())[tuple(address)] += 1
+            self._by_client.setdefault(client_id, Counter())[(address[0], address[1])] += 1
 
     def disconnected(self, client_id: str, address: tuple[str, int] | None) -> None:
         open_ = self._by_client.get(client_id)
         if not open_ or not address:
             return
-        open_[tuple(address)] -= 1
+        open_[(address[0], address[1])] -= 1
         self._by_client[client_id] = +open_  # unary plus drops the counts at zero
         if not self._by_client[client_id]:
             del self._by_client[client_id]
@@ -98,4 +98,4 @@ class OpenConnections:
 
     def has(self, client_id: str, host: str, port: int) -> bool:
         open_ = self._by_client.get(client_id)
-        return bool(open_) and (host, port) in open_
+        return open_ is not None and (host, port) in open_

@@ -15,7 +15,7 @@ header it used. Runs after every other rewrite, so what is signed or keyed is wh
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mitmproxy import http
 
@@ -34,7 +34,6 @@ class Sent:
     label: str | None = None
     key: Key | None = None
     query_names: tuple[str, ...] = ()  # query parameters a custom provider set (labelled later)
-    header_names: tuple[str, ...] = field(default_factory=tuple)
 
 
 def point_at(request: http.Request, upstream: Upstream, path: str) -> None:
@@ -102,7 +101,9 @@ async def _custom(flow: http.HTTPFlow, upstream: Upstream) -> Sent:
     request = flow.request
     headers_before = set(request.headers.fields)
     query_before = set(request.query.items(multi=True))
-    result = upstream.auth.provider(flow)
+    provider = upstream.auth.provider
+    assert provider is not None  # the auth kind "custom" has one
+    result = provider(flow)
     if inspect.isawaitable(result):
         await result
     name = f"{upstream.name}:custom"
@@ -113,7 +114,7 @@ async def _custom(flow: http.HTTPFlow, upstream: Upstream) -> Sent:
     }
     mitm.attach_secrets(request, changed, label(name))
     query_names = tuple(k for k, v in request.query.items(multi=True) if (k, v) not in query_before)
-    return Sent(name, query_names=query_names, header_names=tuple(changed))
+    return Sent(name, query_names=query_names)
 
 
 def label_query(request: http.Request, sent: Sent) -> None:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import sys
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
 
 import brotli
 from mitmproxy import http
@@ -151,7 +152,13 @@ class _Zstd:
             raise ValueError("compressed body is truncated")
 
 
-_CODECS = {
+class _Codec(Protocol):
+    def pieces(self, data: bytes) -> Iterator[bytes]: ...
+
+    def end(self) -> None: ...
+
+
+_CODECS: dict[str, Callable[[], _Codec]] = {
     "": _Identity,
     "identity": _Identity,
     "none": _Identity,

@@ -69,11 +69,6 @@ def attach_secrets(request: http.Request, secrets: Mapping[str, str], label: str
     request.headers = SentHeaders(fields, held)
 
 
-def secret_names(request: http.Request) -> frozenset[bytes]:
-    """The header names whose real values only the wire carries."""
-    return frozenset(getattr(request.headers, "_secrets", {}))
-
-
 def keep_http1(server) -> None:
     """Offer only HTTP/1.1 to this upstream (see 1. above); call from `server_connect`."""
     server.alpn_offers = (HTTP1,)

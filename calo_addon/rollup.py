@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from cachetools import LRUCache, TTLCache
+from cachetools import Cache, LRUCache, TTLCache
 
 from .calllog import logger
 from .dialects import Operation
@@ -101,8 +101,8 @@ class Rollup:
     def __init__(self, settings: RollupSettings, summarize: Callable[[str], Awaitable[str]]):
         self.settings = settings
         self._summarize = summarize
-        common = {"maxsize": settings.max_bytes, "getsizeof": lambda c: c.size + 1}
-        self.cache: LRUCache = (
+        common: dict[str, Any] = {"maxsize": settings.max_bytes, "getsizeof": lambda c: c.size + 1}
+        self.cache: Cache = (
             TTLCache(ttl=settings.ttl, **common) if settings.ttl else LRUCache(**common)
         )
         # the lengths of the remembered conversations (a superset: evictions prune it lazily)

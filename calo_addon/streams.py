@@ -67,17 +67,18 @@ class StreamTap:
 
     def _read(self, chunk: bytes) -> None:
         """Feed one chunk (b"" at the end) to the decoder and the reader."""
-        if self.broken:
+        reader = self._reader
+        if self.broken or reader is None:
             return
         try:
             if chunk:
                 data = self._decoder.feed(chunk) if self._decoder else chunk
                 if data:
-                    self._reader.feed(data)
+                    reader.feed(data)
             else:
                 if self._decoder and (tail := self._decoder.flush()):
-                    self._reader.feed(tail)
-                self._reader.end()
+                    reader.feed(tail)
+                reader.end()
         except (TooBig, TooLarge):
             self._stop(f"an event or a chunk over {self.limit} bytes")
         except Exception as e:  # noqa: BLE001 - reading beside must never hurt the stream

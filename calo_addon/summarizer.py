@@ -36,6 +36,7 @@ class Summarizer:
         """The summary call, prepared (pointed at its upstream, in its protocol, no key yet),
         and the codec that reads its answer."""
         op = GEMINI.recognise("POST", f"/v1beta/models/{self.model}:generateContent", None)
+        assert op is not None  # a generateContent path, always recognised
         upstream = self.router.select(op, self.model)
         model = upstream.model or self.model
         codec, path = upstream.api.upstream_for(GEMINI, model, False)
@@ -50,7 +51,7 @@ class Summarizer:
             "POST",
             "http://summarizer/",
             orjson.dumps(codec.write_request(request)),
-            {"content-type": "application/json"},
+            [(b"content-type", b"application/json")],
         )
         point_at(flow.request, upstream, path)
         flow.metadata[PREPARED] = {

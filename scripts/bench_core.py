@@ -4,7 +4,7 @@
 A benchmark, not a test: it prints numbers and never fails on them. In one run it measures
 requests per second over keep-alive connections for
 
-  (a) a fast fake upstream, directly;
+  (a) the fake upstream, directly;
   (b) `mitmdump --mode reverse:http://127.0.0.1:UP` without the addon;
   (c) the same mitmdump with `-s calo_addon/__init__.py` (env-configured, rollup off);
 
@@ -16,12 +16,10 @@ for two workloads:
 
 Targets (reported, not asserted): c >= 0.9 x b for small bodies, c >= 0.8 x b for 200 KB.
 
-Everything is on 127.0.0.1. The fake upstream is an asyncio HTTP/1.1 keep-alive server in its
-own process (scripts/benchlib.py, shared with the other benchmarks), so it does not share the
-load generator's GIL.
-The load generator is one asyncio process with N raw keep-alive connections. Each case runs
---repeats times, alternating the order (a b c, then c b a, ...) to spread the noise of a shared
-machine; the table uses the best run of each case, and every run is printed too.
+The fake upstream (scripts/benchlib.py: the test suite's fakes, served by h11 in a process of
+its own) and the load generator (h11, asyncio, N keep-alive connections) are on 127.0.0.1. Each
+case runs --repeats times, alternating the order (a b c, then c b a, ...) to spread the noise
+of a shared machine; the table uses the best run of each case, and every run is printed too.
 
     .venv/bin/python scripts/bench_core.py             # ~80 s
     .venv/bin/python scripts/bench_core.py --quick     # smoke run, ~25 s
@@ -34,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -43,65 +40,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import (  # the shared benchmark pieces, beside this script
-    HOST,
     Mitmdump,
     Proc,
     Upstream,
-    fmt_errors,
-    print_profile,
+    alternate,
+    best_and_median,
+    bounded,
+    load_options,
+    profile,
+    ratio,
+    read_calo_log,
+    request,
     run_load,
     upstream_stats,
 )
 
-SMALL_PATH = "/v1beta/models/gemini-2.5-flash:generateContent"
-LARGE_PATH = "/v1/chat/completions"
-
-
-# --------------------------------------------------------------------------- requests
-
-
-def build_request(workload: str, port: int) -> bytes:
-    if workload == "small":
-        body = json.dumps(
-            {
-                "contents": [
-                    {"role": "user", "parts": [{"text": "Say hi in one word. " * 4 + "Thanks."}]}
-                ],
-                "generationConfig": {"temperature": 0.2, "maxOutputTokens": 16},
-            }
-        ).encode()
-        path, auth = SMALL_PATH, b"x-goog-api-key: pk"
-    else:
-        turn = "lorem ipsum dolor sit amet consectetur adipiscing elit " * 18  # ~1 KB
-        messages = [{"role": "system", "content": "You are a helpful assistant."}]
-        while True:
-            role = "user" if len(messages) % 2 else "assistant"
-            messages.append({"role": role, "content": f"turn {len(messages)}: {turn}"})
-            body = json.dumps({"model": "gemini-2.5-flash", "messages": messages}).encode()
-            if len(body) >= 200 * 1024 and role == "user":
-                break
-        path, auth = LARGE_PATH, b"authorization: Bearer pk"
-    return (
-        f"POST {path} HTTP/1.1\r\nhost: {HOST}:{port}\r\n".encode()
-        + auth
-        + b"\r\ncontent-type: application/json\r\naccept: application/json\r\n"
-        + b"user-agent: calo-bench\r\ncontent-length: "
-        + str(len(body)).encode()
-        + b"\r\n\r\n"
-        + body
-    )
-
-
-# --------------------------------------------------------------------------- main
-
-
 TARGETS = {"small": 0.9, "large": 0.8}
-CASES = {
-    "a": "upstream direct",
-    "b": "mitmdump",
-    "c": "mitmdump+calo",
-    "n": "mitmdump+null addon",
-}
+LABELS = {"small": "small Gemini ~200 B", "large": "OpenAI 200 KB"}
+CASES = {"a": "upstream direct", "b": "mitmdump", "c": "mitmdump+calo", "n": "mitmdump+null addon"}
 NULL_ADDON = """
 class NullAddon:  # the hooks calo_addon has, doing nothing
     async def request(self, flow):
@@ -119,42 +75,43 @@ class NullAddon:  # the hooks calo_addon has, doing nothing
 
 addons = [NullAddon()]
 """
-LABELS = {
-    "small": "small Gemini ~200 B",
-    "large": "OpenAI 200 KB",
-}
+
+
+def build_request(workload: str):
+    common = {"content_type": "application/json", "accept": "application/json"}
+    if workload == "small":
+        text = "Say hi in one word. " * 4 + "Thanks."
+        body = {
+            "contents": [{"role": "user", "parts": [{"text": text}]}],
+            "generationConfig": {"temperature": 0.2, "maxOutputTokens": 16},
+        }
+        path = "/v1beta/models/gemini-2.5-flash:generateContent"
+        return request("POST", path, json.dumps(body).encode(), x_goog_api_key="pk", **common)
+    turn = "lorem ipsum dolor sit amet consectetur adipiscing elit " * 18  # ~1 KB
+    messages = [{"role": "system", "content": "You are a helpful assistant."}]
+    while True:
+        role = "user" if len(messages) % 2 else "assistant"
+        messages.append({"role": role, "content": f"turn {len(messages)}: {turn}"})
+        raw = json.dumps({"model": "gemini-2.5-flash", "messages": messages}).encode()
+        if len(raw) >= 200 * 1024 and role == "user":
+            return request("POST", "/v1/chat/completions", raw, authorization="Bearer pk", **common)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--duration", type=float, default=5.0, help="measured seconds per run (5)")
-    ap.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds per run (1)")
-    ap.add_argument("--concurrency", type=int, default=8, help="keep-alive connections (8)")
-    ap.add_argument("--repeats", type=int, default=2, help="runs per case, order alternating (2)")
-    ap.add_argument("--quick", action="store_true", help="smoke run: 1 s per case, 0.5 s warm-up")
+    load_options(ap)
     ap.add_argument("--workloads", default="small,large", help="comma list of small,large")
-    ap.add_argument(
-        "--profile",
-        metavar="PATH",
-        help="afterwards, run (c) under cProfile for --duration per workload, save stats to "
-        "PATH and print the hottest functions",
-    )
+    ap.add_argument("--profile", metavar="PATH", help="afterwards, (c) under cProfile")
     ap.add_argument(
         "--null-addon",
         action="store_true",
-        help="also run (n): the same mitmdump with a no-op addon that has the same hooks, to "
-        "separate the cost of having any addon from calo_addon's own work",
+        help="also run (n): mitmdump with a no-op addon that has the same hooks, to tell the "
+        "cost of having any addon from calo_addon's own work",
     )
-    args = ap.parse_args()
-    if args.quick:
-        args.duration, args.warmup = 1.0, 0.5
-    args.repeats = max(1, min(args.repeats, 20))
-    args.concurrency = max(1, min(args.concurrency, 512))
-    args.duration = max(0.2, min(args.duration, 120.0))
+    args = bounded(ap.parse_args())
     workloads = [w for w in args.workloads.split(",") if w in TARGETS]
-
     started = time.monotonic()
     print(
         f"bench_core: {os.cpu_count()} CPUs, concurrency {args.concurrency}, "
@@ -167,144 +124,93 @@ def main() -> int:
             upstream = Upstream(tmp)
             procs.append(upstream)
             up_port = upstream.wait_port()
-            plain = Mitmdump("b-plain", up_port, tmp, addon=False)
-            procs.append(plain)
-            calo = Mitmdump("c-addon", up_port, tmp, addon=True)
-            procs.append(calo)
-            ports = {"a": up_port, "b": plain.wait_port(), "c": calo.wait_port()}
-            cases = ["a", "b", "c"]
+            procs += [
+                Mitmdump("b-plain", up_port, tmp, addon=False),
+                Mitmdump("c-addon", up_port, tmp, addon=True),
+            ]
             if args.null_addon:
                 null_script = Path(tmp) / "null_addon.py"
                 null_script.write_text(NULL_ADDON)
-                null = Mitmdump("n-null", up_port, tmp, addon=True, script=null_script)
-                procs.append(null)
-                ports["n"] = null.wait_port()
-                cases.append("n")
-            print("ports: " + ", ".join(f"{CASES[c]} {ports[c]}" for c in cases))
-
-            results: dict[str, dict[str, list[dict]]] = {}
-            c_requests = 0
-            c_upstream: Counter = Counter()
-            for workload in workloads:
-                results[workload] = {c: [] for c in cases}
-                for rep in range(args.repeats):
-                    order = cases if rep % 2 == 0 else cases[::-1]
-                    for case in order:
-                        request = build_request(workload, ports[case])
-                        before = upstream_stats(up_port)
-                        r = run_load(
-                            ports[case], request, args.concurrency, args.warmup, args.duration
-                        )
-                        seen = upstream_stats(up_port) - before
-                        r["upstream"] = seen
-                        if case == "c":
-                            c_requests += r["total"]
-                            c_upstream += seen
-                        results[workload][case].append(r)
-                        print(
-                            f"  {workload:5} run {rep + 1} {case}: {r['rps']:8.0f} rps "
-                            f"(p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
-                            f"{r['total']} requests, {len(request)} B each)" + fmt_errors(r),
-                            flush=True,
-                        )
-
-            # ---- what the addon actually sent upstream
-            print("\nupstream saw from (c) (path, credential -> requests):")
-            for (path, cred), n in sorted(c_upstream.items()):
-                print(f"  {path}  {cred}  {n}")
-            leaked = sum(n for (_, cred), n in c_upstream.items() if cred in ("pk", "Bearer pk"))
-            if leaked:
-                print(f"  !! the proxy key reached the upstream {leaked} times")
+                procs.append(Mitmdump("n-null", up_port, tmp, addon=True, script=null_script))
+            plain, calo = procs[1], procs[2]
+            ports = {"a": up_port, **{p.name[0]: p.wait_port() for p in procs[1:]}}
+            print("ports: " + ", ".join(f"{CASES[c]} {port}" for c, port in ports.items()))
+            results, sent_by_c = measure(args, workloads, ports, up_port)
         finally:
             codes = {p.name: p.stop() for p in reversed(procs)}
-        # calo.log is complete once mitmdump has shut down (its log listener flushed)
-        log_lines = 0
-        if os.path.exists(calo.log_file):
-            with open(calo.log_file, encoding="utf-8") as f:
-                lines = f.readlines()
-            log_lines = len(lines)
-            records = [json.loads(line) for line in lines if '"operation"' in line]
-            flows = len(records)
-            status200 = sum(1 for record in records if record.get("status") == 200)
-            print(
-                f"\ncalo.log: {log_lines} lines, {flows} flow records ({status200} with status "
-                f"200); (c) completed {c_requests} requests"
-            )
-            if lines:
-                print(f"  sample: {lines[-1].strip()[:300]}")
-        else:
-            print("\ncalo.log: MISSING")
-        print(
-            f"console lines: plain mitmdump {len(plain.lines)}, with addon {len(calo.lines)}; "
-            f"exit codes {codes}"
-        )
-        extra = [line for line in calo.lines if "calo" in line.lower() or "error" in line.lower()]
-        for line in extra[:5]:
-            print(f"  addon console: {line[:200]}")
-
-        # ---- table
-        print()
-        header = (
-            f"{'workload':20} {'a rps':>8} {'b rps':>8} {'c rps':>8} "
-            + (f"{'n rps':>8} {'n/b':>5} " if args.null_addon else "")
-            + f"{'c/b':>6} "
-            f"{'c/b med':>7} {'target':>7}  result"
-        )
-        print(header)
-        print("-" * len(header))
-        any_errors = False
-        for workload in workloads:
-            best = {k: max(r["rps"] for r in v) for k, v in results[workload].items()}
-            med = {k: statistics.median(r["rps"] for r in v) for k, v in results[workload].items()}
-            errs = sum(r["errors"] for v in results[workload].values() for r in v)
-            any_errors |= bool(errs)
-            ratio = best["c"] / best["b"] if best["b"] else float("nan")
-            ratio_med = med["c"] / med["b"] if med["b"] else float("nan")
-            target = TARGETS[workload]
-            verdict = "PASS" if ratio >= target else "MISS"
-            if errs:
-                verdict += f" ({errs} errors!)"
-            print(
-                f"{LABELS[workload]:20} {best['a']:8.0f} {best['b']:8.0f} {best['c']:8.0f} "
-                + (
-                    f"{best['n']:8.0f} {best['n'] / best['b']:5.2f} "
-                    if args.null_addon and best["b"]
-                    else ""
-                )
-                + f"{ratio:6.2f} {ratio_med:7.2f} {target:>7.2f}  {verdict}"
-            )
-        print("(rps = best of the runs; c/b med = ratio of the medians)")
-        if any_errors:
-            print("!! some requests failed: see the ERRORS on the per-run lines above")
-
-        if args.profile:
-            profile_addon(args, tmp, workloads)
+        report_upstream_and_log(sent_by_c, calo, plain, codes, results)
+        table(args, workloads, results)
+    if args.profile:
+        loads = {workload: build_request(workload) for workload in workloads}
+        profile(os.path.abspath(args.profile), None, loads, args)
     print(f"\ntotal time {time.monotonic() - started:.0f}s")
     return 0
 
 
-def profile_addon(args, tmp: str, workloads: list[str]) -> None:
-    """Run (c) under cProfile, drive each workload for --duration, print the hot spots."""
-    print(f"\nprofiling mitmdump + calo_addon under cProfile -> {args.profile}")
-    procs: list[Proc] = []
-    try:
-        upstream = Upstream(tmp)
-        procs.append(upstream)
-        up_port = upstream.wait_port()
-        calo = Mitmdump(
-            "c-profile", up_port, tmp, addon=True, profile=os.path.abspath(args.profile)
+def measure(args, workloads: list[str], ports: dict[str, int], up_port: int):
+    """Every case of every workload, alternating; and what (c) sent upstream."""
+    results: dict[str, dict[str, list[dict]]] = {}
+    sent_by_c: Counter = Counter()
+
+    def run(workload: str, case: str) -> dict:
+        before = upstream_stats(up_port)["requests"]
+        req = build_request(workload)
+        r = run_load(ports[case], req, args.concurrency, args.warmup, args.duration)
+        if case == "c":
+            sent_by_c.update(upstream_stats(up_port)["requests"] - before)
+        return r
+
+    for workload in workloads:
+        label = f"{workload:5} "
+        results[workload] = alternate(
+            list(ports), args.repeats, lambda case, w=workload: run(w, case), label
         )
-        procs.append(calo)
-        port = calo.wait_port()
-        for workload in workloads:
-            r = run_load(
-                port, build_request(workload, port), args.concurrency, args.warmup, args.duration
-            )
-            print(f"  {workload}: {r['rps']:.0f} rps under the profiler" + fmt_errors(r))
-    finally:
-        for p in reversed(procs):
-            p.stop()
-    print_profile(args.profile)
+    return results, sent_by_c
+
+
+def report_upstream_and_log(sent_by_c: Counter, calo, plain, codes, results) -> None:
+    print("\nupstream saw from (c) (path, credential -> requests):")
+    for (path, credential), n in sorted(sent_by_c.items()):
+        print(f"  {path}  {credential}  {n}")
+    leaked = sum(n for (_, credential), n in sent_by_c.items() if credential in ("pk", "Bearer pk"))
+    if leaked:
+        print(f"  !! the proxy key reached the upstream {leaked} times")
+    records = [r for r in read_calo_log(calo.log_file) if "operation" in r]
+    completed = sum(r["total"] for runs in results.values() for r in runs["c"])
+    ok = sum(1 for r in records if r.get("status") == 200)
+    print(
+        f"\ncalo.log: {len(records)} flow records ({ok} with status 200); "
+        f"(c) completed {completed} requests"
+    )
+    print(
+        f"console lines: plain mitmdump {len(plain.lines)}, with addon {len(calo.lines)}; "
+        f"exit codes {codes}"
+    )
+    for line in [x for x in calo.lines if "error" in x.lower()][:5]:
+        print(f"  addon console: {line[:200]}")
+
+
+def table(args, workloads: list[str], results) -> None:
+    null = args.null_addon
+    header = (
+        f"\n{'workload':20} {'a rps':>8} {'b rps':>8} {'c rps':>8} "
+        + (f"{'n rps':>8} {'n/b':>5} " if null else "")
+        + f"{'c/b':>6} {'c/b med':>7} {'target':>7}  result"
+    )
+    print(header + "\n" + "-" * len(header.strip()))
+    for workload in workloads:
+        best, med = best_and_median(results[workload])
+        errors = sum(r["errors"] for runs in results[workload].values() for r in runs)
+        c_b = ratio(best["c"], best["b"])
+        verdict = ("PASS" if c_b >= TARGETS[workload] else "MISS") + (
+            f" ({errors} errors!)" if errors else ""
+        )
+        print(
+            f"{LABELS[workload]:20} {best['a']:8.0f} {best['b']:8.0f} {best['c']:8.0f} "
+            + (f"{best['n']:8.0f} {ratio(best['n'], best['b']):5.2f} " if null else "")
+            + f"{c_b:6.2f} {ratio(med['c'], med['b']):7.2f} {TARGETS[workload]:>7.2f}  {verdict}"
+        )
+    print("(rps = best of the runs; c/b med = ratio of the medians)")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ alternating, ending on a user turn) sent again and again, for
       reply + one more user turn, so the remembered prefix matches and its summary replaces
       it (reference: what a client following the conversation gets).
 
-The fake upstream answers a proper ChatCompletion (choices[0].message: assistant "ok") and the
-summariser's Gemini generateContent call with the text "summary". Target (reported, not
+The fake upstream (scripts/benchlib.py: the test suite's fakes) answers a proper
+ChatCompletion and the summariser's Gemini generateContent call. Target (reported, not
 asserted): c >= 0.8 x b. Each case runs --repeats times, alternating the order; the table uses
 the best run of each case (c/b med: the ratio of the medians).
 
@@ -38,32 +38,34 @@ import asyncio
 import hashlib
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import (  # the shared benchmark pieces, beside this script
-    ROOT,
     Mitmdump,
     Proc,
     Upstream,
-    fmt_errors,
-    http_request,
-    print_profile,
+    alternate,
+    best_and_median,
+    bounded,
+    chat_reply_text,
+    load_options,
+    profile,
+    ratio,
     read_calo_log,
+    request,
     request_once,
     run_load,
-    upstream_bytes,
     upstream_stats,
 )
 
 MODEL = "gemini-2.5-flash"
 CHAT = "/v1/chat/completions"
-SUMMARISER = f"/v1beta/models/{MODEL}:generateContent"
 TARGET = 0.8
 TURN = "lorem ipsum dolor sit amet consectetur adipiscing elit " * 18  # ~1 KB
 CASES = {
@@ -95,51 +97,41 @@ def conversation() -> list[dict]:
 def continued() -> list[dict]:
     return [
         *conversation(),
-        {"role": "assistant", "content": "ok"},  # the fake's reply to conversation()
+        {"role": "assistant", "content": chat_reply_text()},  # the fake's reply
         {"role": "user", "content": "Thanks. And what comes next?"},
     ]
 
 
-def chat_request(port: int, msgs: list[dict]) -> bytes:
+def chat_request(msgs: list[dict]):
     body = json.dumps({"model": MODEL, "messages": msgs}).encode()
-    headers = {
-        "authorization": "Bearer pk",
-        "content-type": "application/json",
-        "accept": "application/json",
-        "user-agent": "calo-bench",
-    }
-    return http_request("POST", CHAT, port, body, headers)
-
-
-def summariser_calls(up_port: int) -> int:
-    return sum(n for (path, _), n in upstream_stats(up_port).items() if path == SUMMARISER)
+    common = {"content_type": "application/json", "accept": "application/json"}
+    return request("POST", CHAT, body, authorization="Bearer pk", **common)
 
 
 def chat_bytes(up_port: int) -> int:
-    return sum(n for path, n in upstream_bytes(up_port).items() if path.endswith(CHAT[3:]))
+    stats = upstream_stats(up_port)["bytes"]
+    return sum(n for path, n in stats.items() if path.endswith(CHAT[3:]))
 
 
 def prime(c_port: int, up_port: int) -> str:
-    """Have (c) remember the conversation and summarise it, then check that (e) is rolled up
-    (the body the upstream receives is much smaller than the one sent)."""
-    before = summariser_calls(up_port)
-    reply = asyncio.run(request_once(c_port, chat_request(c_port, conversation())))
+    """Have (c) remember the conversation and summarise it; wait until (e) is rolled up (the
+    body the upstream receives is much smaller than the one sent)."""
+    reply = asyncio.run(request_once(c_port, chat_request(conversation())))
     if reply.status != 200:
         return f"priming request answered {reply.status}: {reply.body[:200]!r}"
+    follow = chat_request(continued())
     deadline = time.monotonic() + 20
-    while summariser_calls(up_port) <= before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if summariser_calls(up_port) <= before:
-        return "the addon did not call the summariser within 20 s"
-    time.sleep(0.3)  # the summary reaches the cache just after the upstream answered it
-    request = chat_request(c_port, continued())
-    sent_before = chat_bytes(up_port)
-    reply = asyncio.run(request_once(c_port, request))
-    forwarded = chat_bytes(up_port) - sent_before
-    return (
-        f"summariser called; a continued conversation of {len(request)} B went upstream as "
-        f"{forwarded} B (status {reply.status})"
-    )
+    while time.monotonic() < deadline:
+        sent_before = chat_bytes(up_port)
+        reply = asyncio.run(request_once(c_port, follow))
+        forwarded = chat_bytes(up_port) - sent_before
+        if forwarded < len(follow.body) // 10:
+            return (
+                f"summariser called; a continued conversation of {len(follow.body)} B went "
+                f"upstream as {forwarded} B (status {reply.status})"
+            )
+        time.sleep(0.05)  # the summary is computed beside; ask again
+    return "the continued conversation was not rolled up within 20 s"
 
 
 # --------------------------------------------------------------------------- micro-benchmark
@@ -168,8 +160,6 @@ def timed(fn, min_seconds: float, max_calls: int) -> float:
 def micro(sizes: list[int], quick: bool) -> None:
     """Rollup's own cost per request, as in the proxy: on a body just parsed by orjson (its
     strings new, their hashes not yet computed), measured as (parse + step) - (parse)."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     import orjson
 
     from calo_addon.dialects import recognise
@@ -252,11 +242,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--duration", type=float, default=5.0, help="measured seconds per run (5)")
-    ap.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds per run (1)")
-    ap.add_argument("--concurrency", type=int, default=8, help="keep-alive connections (8)")
-    ap.add_argument("--repeats", type=int, default=2, help="runs per case, order alternating (2)")
-    ap.add_argument("--quick", action="store_true", help="smoke run: 1 s per case, 0.5 s warm-up")
+    load_options(ap)
     ap.add_argument("--micro-only", action="store_true", help="only the micro-benchmark")
     ap.add_argument(
         "--sizes", default="50,100,200,400", help="micro-benchmark conversation lengths"
@@ -267,12 +253,7 @@ def main() -> int:
         help="afterwards, run (c) under cProfile for --duration, save stats to PATH and print "
         "the hottest functions",
     )
-    args = ap.parse_args()
-    if args.quick:
-        args.duration, args.warmup = 1.0, 0.5
-    args.repeats = max(1, min(args.repeats, 20))
-    args.concurrency = max(1, min(args.concurrency, 512))
-    args.duration = max(0.2, min(args.duration, 120.0))
+    args = bounded(ap.parse_args())
     sizes = [max(2, min(int(s), 5000)) for s in args.sizes.split(",") if s.strip()][:10]
 
     started = time.monotonic()
@@ -295,120 +276,78 @@ def proxies(args) -> None:
             upstream = Upstream(tmp)
             procs.append(upstream)
             up_port = upstream.wait_port()
-            plain = Mitmdump("b-plain", up_port, tmp, addon=False)
-            procs.append(plain)
-            on = Mitmdump("c-rollup-on", up_port, tmp, addon=True, env={"GEMINI_CALO_ROLLUP": "on"})
-            procs.append(on)
-            off = Mitmdump("d-rollup-off", up_port, tmp, addon=True)
-            procs.append(off)
-            ports = {
-                "a": up_port,
-                "b": plain.wait_port(),
-                "c": on.wait_port(),
-                "d": off.wait_port(),
-            }
+            rollup_on = {"GEMINI_CALO_ROLLUP": "on"}
+            procs += [
+                Mitmdump("b-plain", up_port, tmp, addon=False),
+                Mitmdump("c-rollup-on", up_port, tmp, addon=True, env=rollup_on),
+                Mitmdump("d-rollup-off", up_port, tmp, addon=True),
+            ]
+            ports = {"a": up_port, **{p.name[0]: p.wait_port() for p in procs[1:]}}
             ports["e"] = ports["c"]
             print("ports: " + ", ".join(f"{c} {CASES[c]} {p}" for c, p in ports.items()))
             print(f"priming (c): {prime(ports['c'], up_port)}", flush=True)
-            requests = {c: chat_request(p, conversation()) for c, p in ports.items()}
-            requests["e"] = chat_request(ports["e"], continued())
+            requests = {c: chat_request(conversation()) for c in "abcd"}
+            requests["e"] = chat_request(continued())
             print(
-                f"request: {len(requests['b'])} B, {len(conversation())} messages; "
-                f"(e): {len(requests['e'])} B, {len(continued())} messages",
+                f"request: {len(requests['b'].body)} B, {len(conversation())} messages; "
+                f"(e): {len(requests['e'].body)} B, {len(continued())} messages",
                 flush=True,
             )
 
-            cases = list(CASES)
-            results: dict[str, list[dict]] = {c: [] for c in cases}
-            for rep in range(args.repeats):
-                for case in cases if rep % 2 == 0 else cases[::-1]:
-                    before = chat_bytes(up_port), upstream_stats(up_port).total()
-                    r = run_load(
-                        ports[case], requests[case], args.concurrency, args.warmup, args.duration
-                    )
-                    seen = upstream_stats(up_port).total() - before[1]
-                    per = (chat_bytes(up_port) - before[0]) / seen if seen else 0
-                    results[case].append(r)
-                    print(
-                        f"  run {rep + 1} {case}: {r['rps']:7.0f} rps (p50 {r['p50_ms']:.1f} ms, "
-                        f"p99 {r['p99_ms']:.1f} ms, {r['total']} requests, "
-                        f"upstream got {per / 1024:.0f} KB each)" + fmt_errors(r),
-                        flush=True,
-                    )
+            def run(case: str) -> dict:
+                before = chat_bytes(up_port), upstream_stats(up_port)["requests"].total()
+                r = run_load(
+                    ports[case], requests[case], args.concurrency, args.warmup, args.duration
+                )
+                seen = upstream_stats(up_port)["requests"].total() - before[1]
+                per = (chat_bytes(up_port) - before[0]) / seen if seen else 0
+                r["note"] = f"upstream got {per / 1024:.0f} KB each"
+                return r
+
+            results = alternate(list(CASES), args.repeats, run)
         finally:
             codes = {p.name: p.stop() for p in reversed(procs)}
-        for proc in (on, off):
-            records = read_calo_log(proc.log_file)
-            flows = [r for r in records if "operation" in r]
-            rolled: dict = {}
-            for r in flows:
-                key = (r.get("operation"), r.get("status"), r.get("rollup_applied"))
-                rolled[key] = rolled.get(key, 0) + 1
-            other = [r for r in records if "operation" not in r and r.get("level") != "INFO"]
-            print(
-                f"{proc.name} calo.log: {len(flows)} flow records "
-                f"(operation, status, rollup_applied -> n): {rolled}"
-                + (f"; {len(other)} warnings/errors, e.g. {other[0]}" if other else "")
-            )
+        for proc in procs[2:]:
+            log_summary(proc)
         print(f"exit codes {codes}")
+    table(results)
+    if args.profile:
+        loads = {"rollup on": chat_request(conversation())}
+        profile(os.path.abspath(args.profile), {"GEMINI_CALO_ROLLUP": "on"}, loads, args)
 
-    print()
-    header = f"{'case':28} {'best rps':>9} {'median':>8} {'/b best':>8} {'/b med':>7} {'errors':>7}"
-    print(header)
-    print("-" * len(header))
-    best = {c: max(r["rps"] for r in v) for c, v in results.items()}
-    med = {c: statistics.median(r["rps"] for r in v) for c, v in results.items()}
-    errors = {c: sum(r["errors"] for r in v) for c, v in results.items()}
-    for c in cases:
-        print(
-            f"{c} {CASES[c]:26} {best[c]:9.0f} {med[c]:8.0f} "
-            f"{best[c] / best['b'] if best['b'] else float('nan'):8.2f} "
-            f"{med[c] / med['b'] if med['b'] else float('nan'):7.2f} {errors[c]:7}"
-        )
-    ratio = best["c"] / best["b"] if best["b"] else float("nan")
-    ratio_med = med["c"] / med["b"] if med["b"] else float("nan")
-    verdict = "PASS" if ratio >= TARGET else "MISS"
+
+def log_summary(proc: Mitmdump) -> None:
+    records = read_calo_log(proc.log_file)
+    flows = Counter(
+        (r.get("operation"), r.get("status"), r.get("rollup_applied"))
+        for r in records
+        if "operation" in r
+    )
+    other = [r for r in records if "operation" not in r and r.get("level") != "INFO"]
     print(
-        f"\nrollup ON vs plain mitmdump, 200 messages ~200 KB: c/b = {ratio:.2f} "
-        f"(medians {ratio_med:.2f}), target >= {TARGET}: {verdict}"
-        + (f" ({sum(errors.values())} errors!)" if any(errors.values()) else "")
+        f"{proc.name} calo.log: {flows.total()} flow records "
+        f"(operation, status, rollup_applied -> n): {dict(flows)}"
+        + (f"; {len(other)} warnings/errors, e.g. {other[0]}" if other else "")
     )
 
-    if args.profile:
-        profile_rollup(args, tmp_prefix="calo-rollup-prof-")
 
-
-def profile_rollup(args, tmp_prefix: str) -> None:
-    path = os.path.abspath(args.profile)
-    print(f"\nprofiling mitmdump + calo_addon (rollup on) under cProfile -> {path}")
-    with tempfile.TemporaryDirectory(prefix=tmp_prefix) as tmp:
-        procs: list[Proc] = []
-        try:
-            upstream = Upstream(tmp)
-            procs.append(upstream)
-            up_port = upstream.wait_port()
-            calo = Mitmdump(
-                "c-profile",
-                up_port,
-                tmp,
-                addon=True,
-                profile=path,
-                env={"GEMINI_CALO_ROLLUP": "on"},
-            )
-            procs.append(calo)
-            port = calo.wait_port()
-            r = run_load(
-                port,
-                chat_request(port, conversation()),
-                args.concurrency,
-                args.warmup,
-                args.duration,
-            )
-            print(f"  {r['rps']:.0f} rps under the profiler" + fmt_errors(r))
-        finally:
-            for p in reversed(procs):
-                p.stop()
-    print_profile(path)
+def table(results: dict[str, list[dict]]) -> None:
+    header = f"{'case':28} {'best rps':>9} {'median':>8} {'/b best':>8} {'/b med':>7} {'errors':>7}"
+    print("\n" + header + "\n" + "-" * len(header))
+    best, med = best_and_median(results)
+    errors = {c: sum(r["errors"] for r in v) for c, v in results.items()}
+    for c in results:
+        print(
+            f"{c} {CASES[c]:26} {best[c]:9.0f} {med[c]:8.0f} "
+            f"{ratio(best[c], best['b']):8.2f} {ratio(med[c], med['b']):7.2f} {errors[c]:7}"
+        )
+    c_b = ratio(best["c"], best["b"])
+    verdict = "PASS" if c_b >= TARGET else "MISS"
+    print(
+        f"\nrollup ON vs plain mitmdump, 200 messages ~200 KB: c/b = {c_b:.2f} "
+        f"(medians {ratio(med['c'], med['b']):.2f}), target >= {TARGET}: {verdict}"
+        + (f" ({sum(errors.values())} errors!)" if any(errors.values()) else "")
+    )
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 """Load test of mitmdump + calo_addon: errors, added latency and memory under a mixed load.
 
 A benchmark, not a test: it prints numbers and never fails on them. Everything is on
-127.0.0.1; the fake upstream (scripts/benchlib.py) runs in its own process and streams SSE with
-chunked transfer encoding over keep-alive connections.
+127.0.0.1; the fake upstream (scripts/benchlib.py: the test suite's fakes, served by h11 in a
+process of its own) streams SSE with chunked transfer encoding over keep-alive connections.
 
 Load shape (defaults): 50 keep-alive client connections, half of them streaming, 5,000 measured
 requests in all after 250 unmeasured warm-up requests (which open the connections):
@@ -12,13 +12,13 @@ requests in all after 250 unmeasured warm-up requests (which open the connection
                                     Gemini  POST /v1beta/models/gemini-2.5-flash:generateContent
   streaming clients alternate       OpenAI  the same chat call with "stream": true
                                     Gemini  POST ...:streamGenerateContent?alt=sse
-  (streamed answers: 5 `data:` chunks, + `data: [DONE]` for OpenAI, --chunk-delay apart)
+  (streamed answers: 5 text chunks, --chunk-delay apart; OpenAI's end with `data: [DONE]`)
 
 Each mode runs the same load twice: directly against the fake (the baseline), then through
 mitmdump + calo_addon (env-configured like bench_core). Latency is per request, to the full
 body; "added" is the proxy's percentile minus the direct one. Every non-200 answer, malformed
-answer or protocol error counts as an error. The mitmdump process's VmRSS is sampled every
-0.2 s and read at each 10% of the measured requests; VmHWM is its peak.
+answer or protocol error counts as an error. The mitmdump process's VmRSS is read at each 10%
+of the measured requests; VmHWM is its peak.
 
 Modes:
   plain        rollup off (GEMINI_CALO_ROLLUP=off)
@@ -51,20 +51,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import (  # the shared benchmark pieces, beside this script
+    ERRORS,
     REQUEST_TIMEOUT,
-    STREAM_EVENTS,
-    ClientProtocol,
+    STREAM_CHUNKS,
+    Connection,
     Mitmdump,
     Proc,
-    RssSampler,
+    Reply,
+    Request,
     Upstream,
-    connect,
-    header_value,
-    http_request,
+    chat_reply_text,
     percentile,
     print_profile,
     proc_status_kb,
     read_calo_log,
+    request,
     request_once,
     upstream_stats,
 )
@@ -90,57 +91,56 @@ MODES: dict[str, dict[str, str] | None] = {
 # --------------------------------------------------------------------------- requests
 
 
-def build_requests(port: int) -> dict[str, bytes]:
+def chat(messages: list[dict], stream: bool = False) -> Request:
+    body: dict = {"model": MODEL, "messages": messages}
+    if stream:  # usage comes in a last chunk only when asked for, as OpenAI does
+        body |= {"stream": True, "stream_options": {"include_usage": True}}
+    headers = {"content_type": "application/json", "authorization": "Bearer pk"}
+    if stream:
+        headers["accept"] = "text/event-stream"
+    return request("POST", CHAT, json.dumps(body).encode(), **headers)
+
+
+def build_requests() -> dict[str, Request]:
     question = "Say hi in one word, please. Nothing else. Thanks."
-    chat = {"model": MODEL, "messages": [{"role": "user", "content": question}]}
-    gemini = {
-        "contents": [{"role": "user", "parts": [{"text": question}]}],
-        "generationConfig": {"temperature": 0.2, "maxOutputTokens": 16},
-    }
-    bearer = {"authorization": "Bearer pk", "content-type": "application/json"}
-    goog = {"x-goog-api-key": "pk", "content-type": "application/json"}
-    sse = {"accept": "text/event-stream"}
+    gemini = json.dumps(
+        {
+            "contents": [{"role": "user", "parts": [{"text": question}]}],
+            "generationConfig": {"temperature": 0.2, "maxOutputTokens": 16},
+        }
+    ).encode()
+    goog = {"x_goog_api_key": "pk", "content_type": "application/json"}
+    messages = [{"role": "user", "content": question}]
     return {
-        "openai": http_request("POST", CHAT, port, json.dumps(chat).encode(), bearer),
-        "gemini": http_request("POST", GENERATE, port, json.dumps(gemini).encode(), goog),
-        "openai-stream": http_request(
-            "POST", CHAT, port, json.dumps(chat | {"stream": True}).encode(), bearer | sse
-        ),
-        "gemini-stream": http_request(
-            "POST", STREAM, port, json.dumps(gemini).encode(), goog | sse
-        ),
+        "openai": chat(messages),
+        "gemini": request("POST", GENERATE, gemini, **goog),
+        "openai-stream": chat(messages, stream=True),
+        "gemini-stream": request("POST", STREAM, gemini, accept="text/event-stream", **goog),
     }
 
 
-def check(kind: str, reply) -> str | None:
+def check(kind: str, reply: Reply) -> str | None:
     """What is wrong with an answer, or None."""
     if reply.status != 200:
         return f"HTTP {reply.status}: {reply.body[:160]!r}"
-    ctype = (header_value(reply.head, b"content-type") or b"").decode().lower()
+    content_type = reply.headers.get("content-type", "")
     try:
         if kind == "openai":
-            if not (
-                ctype.startswith("application/json")
-                and json.loads(reply.body)["choices"][0]["message"]["content"]
-            ):
+            if not json.loads(reply.body)["choices"][0]["message"]["content"]:
                 return "OpenAI answer without content"
         elif kind == "gemini":
-            if not (
-                ctype.startswith("application/json")
-                and json.loads(reply.body)["candidates"][0]["content"]["parts"][0]["text"]
-            ):
+            if not json.loads(reply.body)["candidates"][0]["content"]["parts"][0]["text"]:
                 return "Gemini answer without text"
         else:
-            if not ctype.startswith("text/event-stream"):
-                return f"stream answered as {ctype!r}"
+            if not content_type.startswith("text/event-stream"):
+                return f"stream answered as {content_type!r}"
             events = [e for e in reply.body.replace(b"\r\n", b"\n").split(b"\n\n") if e.strip()]
             datas = [e[5:].strip() for e in events if e.startswith(b"data:")]
-            want = STREAM_EVENTS + (1 if kind == "openai-stream" else 0)
-            if len(datas) != want or len(events) != want:
-                return f"{kind}: {len(datas)} data events of {len(events)}, expected {want}"
-            if kind == "openai-stream" and datas[-1] != b"[DONE]":
+            if len(datas) != len(events) or len(datas) < STREAM_CHUNKS:
+                return f"{kind}: {len(datas)} data events of {len(events)}"
+            if kind == "openai-stream" and datas.pop() != b"[DONE]":
                 return "OpenAI stream without data: [DONE]"
-            for data in datas[:STREAM_EVENTS]:
+            for data in datas:
                 json.loads(data)
     except (ValueError, KeyError, IndexError, TypeError) as e:
         return f"{kind}: malformed answer ({type(e).__name__}: {e})"[:200]
@@ -170,106 +170,73 @@ class LoadResult:
         return sorted(x for v in self.latencies.values() for x in v)
 
 
-async def drive(
-    port: int,
-    requests: dict[str, bytes],
-    concurrency: int,
-    streaming_clients: int,
-    measured: int,
-    warmup: int,
-    max_seconds: float,
-    pid: int | None = None,
-) -> LoadResult:
-    """`concurrency` keep-alive clients share warmup + measured requests evenly (each sends its
-    share back to back, so the mix is the same whatever the latencies). Clients
-    [0, streaming_clients) stream; each client alternates OpenAI and Gemini. Each client's
-    first requests (its share of `warmup`) are not measured."""
+async def drive(port: int, args, pid: int | None = None) -> LoadResult:
+    """`args.concurrency` keep-alive clients share warmup + measured requests evenly (each sends
+    its share back to back, so the mix is the same whatever the latencies). The first
+    `args.streaming_clients` stream; each client alternates OpenAI and Gemini, and its first
+    requests (its share of the warm-up) are not measured."""
     loop = asyncio.get_running_loop()
-    result = LoadResult()
-    total = warmup + measured
+    requests, result = build_requests(), LoadResult()
+    n = args.concurrency
     state = {"t0": None}
-    marks = {max(1, measured * p // 100): p for p in range(10, 101, 10)}
+    marks = {max(1, args.requests * p // 100): p for p in range(10, 101, 10)}
 
-    def share(amount: int, n: int) -> int:
-        return amount // concurrency + (1 if n < amount % concurrency else 0)
+    def share(amount: int, client: int) -> int:
+        return amount // n + (1 if client < amount % n else 0)
 
-    async def client(n: int):
-        kinds = (
-            ("openai-stream", "gemini-stream") if n < streaming_clients else ("openai", "gemini")
-        )
-        turn = n // 2  # so that both kinds start at once across the clients
-        unmeasured = share(warmup, n)
-        proto: ClientProtocol | None = None
+    def measured(kind: str, reply: Reply, seconds: float) -> None:
+        result.latencies[kind].append(seconds)
+        if kind.endswith("stream"):
+            result.ttfb[kind].append(reply.ttfb)
+            result.chunks[reply.chunks] += 1
+        result.measured += 1
+        rss = proc_status_kb(pid, "VmRSS") if pid and result.measured in marks else None
+        if rss is not None:
+            result.rss_marks[marks[result.measured]] = rss
+
+    async def client(number: int) -> None:
+        streams = number < args.streaming_clients
+        kinds = ("openai-stream", "gemini-stream") if streams else ("openai", "gemini")
+        unmeasured = share(args.warmup, number)
+        conn: Connection | None = None
         try:
-            for index in range(unmeasured + share(measured, n)):
+            for index in range(unmeasured + share(args.requests, number)):
                 if result.error_count >= MAX_ERRORS:
                     return
                 if index == unmeasured and state["t0"] is None:
                     state["t0"] = loop.time()
-                kind = kinds[turn % 2]
-                turn += 1
+                kind = kinds[(number // 2 + index) % 2]  # both kinds start at once
+                result.sent += 1
                 try:
-                    if proto is None or proto.lost or proto.transport.is_closing():
-                        proto = await connect(port)
+                    if conn is None or not conn.usable:
+                        conn = await Connection.open(port)
                     start = loop.time()
-                    reply = await asyncio.wait_for(proto.send(requests[kind]), REQUEST_TIMEOUT)
-                    end = loop.time()
-                except (OSError, ValueError, TimeoutError, ConnectionError) as e:
+                    reply = await asyncio.wait_for(conn.send(requests[kind]), REQUEST_TIMEOUT)
+                    seconds = loop.time() - start
+                except ERRORS as e:
                     result.errors[f"{kind}: {type(e).__name__}: {e}"[:200]] += 1
-                    if proto is not None:
-                        proto.transport.close()
-                    proto = None
+                    conn = conn.close() if conn else None
                     continue
-                finally:
-                    result.sent += 1
-                problem = check(kind, reply)
-                if problem:
+                if problem := check(kind, reply):
                     result.errors[problem] += 1
-                    continue
-                if index < unmeasured:
-                    continue
-                result.latencies[kind].append(end - start)
-                if kind.endswith("stream"):
-                    result.ttfb[kind].append(reply.ttfb)
-                    result.chunks[reply.chunks] += 1
-                result.measured += 1
-                if pid is not None and result.measured in marks:
-                    rss = proc_status_kb(pid, "VmRSS")
-                    if rss is not None:
-                        result.rss_marks[marks[result.measured]] = rss
+                elif index >= unmeasured:
+                    measured(kind, reply, seconds)
         finally:
-            if proto is not None and proto.transport:
-                proto.transport.close()
+            if conn is not None:
+                conn.close()
 
     t_start = loop.time()
     try:
-        await asyncio.wait_for(
-            asyncio.gather(*(client(n) for n in range(concurrency))), max_seconds
-        )
+        await asyncio.wait_for(asyncio.gather(*map(client, range(n))), args.max_seconds)
     except TimeoutError:
-        result.aborted = f"stopped after {max_seconds:g} s with {result.sent}/{total} sent"
+        result.aborted = f"stopped after {args.max_seconds:g} s with {result.sent} sent"
         result.errors["run timed out"] += 1
     if result.error_count >= MAX_ERRORS:
         result.aborted = f"stopped after {result.error_count} errors"
     result.seconds = loop.time() - (state["t0"] or t_start)
-    for v in (*result.latencies.values(), *result.ttfb.values()):
-        v.sort()
+    for values in (*result.latencies.values(), *result.ttfb.values()):
+        values.sort()
     return result
-
-
-def run_drive(port, requests, args, pid=None) -> LoadResult:
-    return asyncio.run(
-        drive(
-            port,
-            requests,
-            args.concurrency,
-            args.streaming_clients,
-            args.requests,
-            args.warmup,
-            args.max_seconds,
-            pid,
-        )
-    )
 
 
 # --------------------------------------------------------------------------- rollup fill
@@ -286,60 +253,50 @@ def conversation(k: int) -> list[dict]:
     ]
 
 
-def chat_request(port: int, messages: list[dict]) -> bytes:
-    body = json.dumps({"model": MODEL, "messages": messages}).encode()
-    headers = {"authorization": "Bearer pk", "content-type": "application/json"}
-    return http_request("POST", CHAT, port, body, headers)
-
-
 def summariser_calls(up_port: int) -> int:
-    return sum(n for (path, _), n in upstream_stats(up_port).items() if path == GENERATE)
+    stats = upstream_stats(up_port)["requests"]
+    return sum(n for (path, _), n in stats.items() if path == GENERATE)
 
 
 def fill_rollup(port: int, up_port: int, count: int) -> dict:
     """Send `count` distinct conversations over the threshold, wait until the addon has asked
-    the summariser about each, then one follow-up of the newest (which should be rolled up)."""
+    the summariser about each, then follow up the newest until it is rolled up."""
 
-    async def send_all():
-        proto = await connect(port)
-        bad = 0
+    async def send_all() -> int:
+        conn = await Connection.open(port)
         try:
-            for k in range(count):
-                reply = await asyncio.wait_for(
-                    proto.send(chat_request(port, conversation(k))), REQUEST_TIMEOUT
-                )
-                if check("openai", reply):
-                    bad += 1
+            replies = [await conn.send(chat(conversation(k))) for k in range(count)]
         finally:
-            proto.transport.close()
-        return bad
+            conn.close()
+        return sum(1 for reply in replies if check("openai", reply))
 
     before = summariser_calls(up_port)
     t0 = time.monotonic()
     bad = asyncio.run(send_all())
     sent_s = time.monotonic() - t0
-    seen = 0
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    follow_up = chat(
+        [
+            *conversation(count - 1),
+            {"role": "assistant", "content": chat_reply_text()},
+            {"role": "user", "content": "Thanks. One more thing?"},
+        ]
+    )
+    deadline, seen, rolled = time.monotonic() + 20, 0, False
+    while time.monotonic() < deadline and not rolled:
         seen = summariser_calls(up_port) - before
         if seen >= count:
-            break
-        time.sleep(0.1)
-    time.sleep(0.3)  # the last summary reaches the cache just after the upstream answered it
-    waited_s = time.monotonic() - t0
-    follow_up = [
-        *conversation(count - 1),
-        {"role": "assistant", "content": "ok"},
-        {"role": "user", "content": "Thanks. One more thing?"},
-    ]
-    probe = asyncio.run(asyncio.wait_for(request_once(port, chat_request(port, follow_up)), 30))
+            sent_before = upstream_stats(up_port)["bytes"][CHAT]
+            probe = asyncio.run(request_once(port, follow_up))
+            forwarded = upstream_stats(up_port)["bytes"][CHAT] - sent_before
+            rolled = check("openai", probe) is None and forwarded < len(follow_up.body) // 2
+        time.sleep(0.05)  # summaries are computed beside the load; look again
     return {
         "sent": count,
         "bad": bad,
         "summariser_calls": seen,
         "send_s": sent_s,
-        "until_summarised_s": waited_s,
-        "probe_ok": check("openai", probe) is None,
+        "until_rolled_up_s": time.monotonic() - t0,
+        "probe_ok": rolled,
     }
 
 
@@ -377,12 +334,12 @@ def kind_table(direct: LoadResult, proxy: LoadResult) -> None:
         d, p = direct.latencies[kind], proxy.latencies[kind]
         dp = (ms(percentile(d, 0.5)), ms(percentile(d, 0.99)))
         pp = (ms(percentile(p, 0.5)), ms(percentile(p, 0.99)))
-        ttfb = (
-            f"{ms(percentile(direct.ttfb[kind], 0.5)):6.2f} / "
-            f"{ms(percentile(proxy.ttfb[kind], 0.5)):6.2f}"
-            if kind.endswith("stream")
-            else ""
-        )
+        ttfb = ""
+        if kind.endswith("stream"):
+            ttfb = (
+                f"{ms(percentile(direct.ttfb[kind], 0.5)):6.2f} / "
+                f"{ms(percentile(proxy.ttfb[kind], 0.5)):6.2f}"
+            )
         print(
             f"    {kind:14} {len(p):5} {dp[0]:8.2f} /{dp[1]:7.2f} {pp[0]:8.2f} /{pp[1]:7.2f} "
             f"{pp[0] - dp[0]:+8.2f} /{pp[1] - dp[1]:+7.2f} {ttfb:>22}"
@@ -395,124 +352,113 @@ def kind_table(direct: LoadResult, proxy: LoadResult) -> None:
         )
 
 
-def run_mode(mode: str, args, tmp: str, upstream: Upstream, up_port: int) -> dict:
+def run_mode(mode: str, args, tmp: str, up_port: int) -> dict:
     env = MODES[mode]
     settings = " ".join(f"{k}={v}" for k, v in env.items()) if env else "no addon (reference)"
     print(f"\n=== {mode}: {settings}", flush=True)
-    direct = run_drive(up_port, build_requests(up_port), args)
+    direct = asyncio.run(drive(up_port, args))
     describe_run("direct  ", direct)
-
-    profile = None
-    if args.profile:
-        profile = os.path.abspath(f"{args.profile}.{mode}")
+    profile = os.path.abspath(f"{args.profile}.{mode}") if args.profile else None
     proxy_proc = Mitmdump(mode, up_port, tmp, addon=env is not None, env=env, profile=profile)
     row: dict = {"mode": mode, "direct": direct, "hwm": None, "rss_idle": None}
     proxy = LoadResult(aborted="the proxy run did not complete")
     try:
         port = proxy_proc.wait_port()
-        progress = {"measured": -1}
-        sampler = RssSampler(proxy_proc.pid, lambda: progress["measured"]).start()
-        time.sleep(0.3)
         row["rss_idle"] = proc_status_kb(proxy_proc.pid, "VmRSS")
-        before = upstream_stats(up_port)
+        before = upstream_stats(up_port)["requests"]
         if mode == "rollup-full":
-            fill = fill_rollup(port, up_port, args.fill)
-            row["fill"] = fill
+            row["fill"] = fill = fill_rollup(port, up_port, args.fill)
             row["rss_filled"] = proc_status_kb(proxy_proc.pid, "VmRSS")
             print(
                 f"  fill: {fill['sent']} conversations sent in {fill['send_s']:.2f} s "
                 f"({fill['bad']} bad answers), summariser calls seen upstream "
-                f"{fill['summariser_calls']} after {fill['until_summarised_s']:.2f} s, "
-                f"follow-up {'ok' if fill['probe_ok'] else 'FAILED'}; "
-                f"VmRSS {mb(row['rss_idle'])} -> {mb(row['rss_filled'])} MB",
+                f"{fill['summariser_calls']}, follow-up rolled up "
+                f"{'after' if fill['probe_ok'] else 'NOT within'} {fill['until_rolled_up_s']:.2f} "
+                f"s; VmRSS {mb(row['rss_idle'])} -> {mb(row['rss_filled'])} MB",
                 flush=True,
             )
-        progress["measured"] = 0
-        proxy = run_drive(port, build_requests(port), args, pid=proxy_proc.pid)
-        row["rss_end"] = proc_status_kb(proxy_proc.pid, "VmRSS")
+        proxy = asyncio.run(drive(port, args, pid=proxy_proc.pid))
         row["hwm"] = proc_status_kb(proxy_proc.pid, "VmHWM")
-        sampler.stop()
-        row["rss_samples_peak"] = sampler.peak
-        row["rss_samples"] = len(sampler.samples)
-        row["upstream"] = upstream_stats(up_port) - before
+        row["upstream"] = upstream_stats(up_port)["requests"] - before
     finally:
         code = proxy_proc.stop()
-    row["proxy"] = proxy
-    row["exit"] = code
+    row["proxy"], row["exit"] = proxy, code
     describe_run("proxy   ", proxy)
     kind_table(direct, proxy)
     marks = proxy.rss_marks
     print(
         "  VmRSS MB at 10..100% of measured requests: "
         + " ".join(mb(marks.get(p)) for p in range(10, 101, 10))
-        + f"   (idle after start {mb(row['rss_idle'])}, VmHWM {mb(row['hwm'])}, "
-        f"{row['rss_samples']} samples every 0.2 s, max sampled {mb(row['rss_samples_peak'])})"
+        + f"   (idle after start {mb(row['rss_idle'])}, peak VmHWM {mb(row['hwm'])})"
     )
-
-    # what went upstream
-    leaked = sum(n for (_, cred), n in row["upstream"].items() if "pk" in cred)
-    print("  upstream saw (path, credential -> requests):")
-    for (path, cred), n in sorted(row["upstream"].items()):
-        print(f"    {path}  {cred}  {n}")
-    if leaked and env is not None:
-        print(f"  !! the proxy key reached the upstream {leaked} times")
-    row["log_flows"], row["rollups"] = 0, Counter()
-    if env is not None:
-        report_calo_log(row, proxy_proc.log_file, code)
+    report_upstream(row, env)
+    row["rollups"] = report_calo_log(proxy_proc.log_file, code) if env is not None else Counter()
     noisy = [x for x in proxy_proc.lines if "error" in x.lower() or "warn" in x.lower()]
     for line in noisy[:5]:
         print(f"  console: {line[:200]}")
-    if len(noisy) > 5:
-        print(f"  console: ... {len(noisy) - 5} more error/warn lines")
     if profile:
         print_profile(profile)
     return row
 
 
-def report_calo_log(row: dict, log_file: str | None, code: int | None) -> None:
+def report_upstream(row: dict, env) -> None:
+    upstream = row.get("upstream", Counter())
+    print("  upstream saw (path, credential -> requests):")
+    for (path, credential), n in sorted(upstream.items()):
+        print(f"    {path}  {credential}  {n}")
+    leaked = sum(n for (_, credential), n in upstream.items() if "pk" in credential)
+    if leaked and env is not None:
+        print(f"  !! the proxy key reached the upstream {leaked} times")
+
+
+def report_calo_log(log_file: str | None, code: int | None) -> Counter:
     records = read_calo_log(log_file)
     flows = [r for r in records if "operation" in r]
-    diag = [r for r in records if "operation" not in r]
     statuses = Counter(r.get("status") for r in flows)
     rollups = Counter(r.get("rollup_applied") for r in flows)
     usage = sum(1 for r in flows if r.get("usage"))
+    other = [r for r in records if "operation" not in r]
     print(
         f"  calo.log: {len(flows)} flow records, status {dict(statuses)}, with usage {usage}, "
-        f"rollup_applied {dict(rollups)}, {len(diag)} other lines; exit code {code}"
+        f"rollup_applied {dict(rollups)}, {len(other)} other lines; exit code {code}"
     )
-    for r in diag:
+    for r in other:
         if r.get("level") not in (None, "INFO") or "unparsed" in r:
             print(f"    {json.dumps(r)[:240]}")
-    row["log_flows"] = len(flows)
-    row["rollups"] = rollups
+    return rollups
 
 
 def summary_table(rows: list[dict]) -> None:
-    print()
     header = (
         f"{'mode':12} {'measured':>8} {'errors':>6} {'rps':>6} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'+p50 ms':>8} {'+p99 ms':>8} {'VmHWM MB':>9} {'RSS@20%':>8} {'RSS@100%':>9} "
         f"{'100/20':>7}"
     )
-    print(header)
-    print("-" * len(header))
+    print("\n" + header + "\n" + "-" * len(header))
     for row in rows:
         d, p = row["direct"].all_latencies(), row["proxy"].all_latencies()
         errors = row["direct"].error_count + row["proxy"].error_count
         p50, p99 = ms(percentile(p, 0.5)), ms(percentile(p, 0.99))
         a50, a99 = p50 - ms(percentile(d, 0.5)), p99 - ms(percentile(d, 0.99))
         r20, r100 = row["proxy"].rss_marks.get(20), row["proxy"].rss_marks.get(100)
-        ratio = f"{r100 / r20:7.3f}" if r20 and r100 else f"{'-':>7}"
+        growth = f"{r100 / r20:7.3f}" if r20 and r100 else f"{'-':>7}"
         rps = row["proxy"].measured / row["proxy"].seconds if row["proxy"].seconds else 0
         print(
             f"{row['mode']:12} {row['proxy'].measured:8} {errors:6} {rps:6.0f} {p50:7.2f} "
             f"{p99:7.2f} {a50:+8.2f} {a99:+8.2f} {mb(row['hwm']):>9} {mb(r20):>8} "
-            f"{mb(r100):>9} {ratio}"
+            f"{mb(r100):>9} {growth}"
         )
     print(
         "(p50/p99: through the proxy, to the full body; +p50/+p99: proxy minus direct "
         "percentile; errors: direct + proxy; RSS of the mitmdump process)"
     )
+    for row in rows:
+        if fill := row.get("fill"):
+            print(
+                f"rollup-full: cache filled with {fill['sent']} conversations (bound 20), "
+                f"{fill['summariser_calls']} summariser calls, follow-up rolled up: "
+                f"{row['rollups'].get('summary', 0)} flow(s) with rollup_applied=summary"
+            )
 
 
 def main() -> int:
@@ -522,14 +468,9 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=5000, help="measured requests per run (5000)")
     ap.add_argument("--warmup", type=int, default=250, help="unmeasured requests first (250)")
     ap.add_argument("--concurrency", type=int, default=50, help="keep-alive clients (50)")
+    ap.add_argument("--streaming", type=float, default=0.5, help="share of streaming clients")
     ap.add_argument(
-        "--streaming", type=float, default=0.5, help="fraction of clients that stream (0.5)"
-    )
-    ap.add_argument(
-        "--chunk-delay",
-        type=float,
-        default=0.001,
-        help="seconds the fake waits before each streamed chunk (0.001)",
+        "--chunk-delay", type=float, default=0.001, help="seconds before each streamed chunk"
     )
     ap.add_argument("--plain", action="store_true", help="run the plain mode (rollup off)")
     ap.add_argument(
@@ -545,11 +486,7 @@ def main() -> int:
     )
     ap.add_argument("--fill", type=int, default=30, help="conversations sent to fill the cache")
     ap.add_argument("--max-seconds", type=float, default=120.0, help="time limit of one run (120)")
-    ap.add_argument(
-        "--profile",
-        metavar="PATH",
-        help="run mitmdump under cProfile (stats to PATH.<mode>) and print the hot spots",
-    )
+    ap.add_argument("--profile", metavar="PATH", help="mitmdump under cProfile (PATH.<mode>)")
     args = ap.parse_args()
     args.requests = max(10, min(args.requests, 1_000_000))
     args.warmup = max(0, min(args.warmup, 100_000))
@@ -558,9 +495,7 @@ def main() -> int:
     args.fill = max(1, min(args.fill, 10_000))
     args.max_seconds = max(5.0, min(args.max_seconds, 1800.0))
     modes = [m for m, on in (("plain", args.plain), ("rollup-full", args.rollup_full)) if on]
-    modes = modes or ["plain", "rollup-full"]
-    if args.mitmdump_reference:
-        modes.insert(0, "mitmdump")
+    modes = (["mitmdump"] if args.mitmdump_reference else []) + (modes or ["plain", "rollup-full"])
 
     started = time.monotonic()
     print(
@@ -576,20 +511,11 @@ def main() -> int:
             upstream = Upstream(tmp, chunk_delay=args.chunk_delay)
             procs.append(upstream)
             up_port = upstream.wait_port()
-            for mode in modes:
-                rows.append(run_mode(mode, args, tmp, upstream, up_port))
+            rows = [run_mode(mode, args, tmp, up_port) for mode in modes]
         finally:
             for p in reversed(procs):
                 p.stop()
     summary_table(rows)
-    for row in rows:
-        if row.get("fill"):
-            f = row["fill"]
-            print(
-                f"rollup-full: cache filled with {f['sent']} conversations (bound 20), "
-                f"{f['summariser_calls']} summariser calls, follow-up rolled up: "
-                f"{row['rollups'].get('summary', 0)} flow(s) with rollup_applied=summary"
-            )
     print(f"\ntotal time {time.monotonic() - started:.0f}s")
     return 0
 

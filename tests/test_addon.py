@@ -188,12 +188,20 @@ def test_bad_requests_are_answered_by_the_proxy(tmp_path, path, content, status,
     assert_not_forwarded(f)
 
 
-def test_upstream_known_down_is_502_without_trying(tmp_path):
+def test_upstream_known_down_is_502_without_trying(tmp_path, monkeypatch):
+    tried = []
+
+    async def connect(host, port, timeout):
+        tried.append((host, port))
+
+    monkeypatch.setattr("calo_addon.connect.try_connect", connect)
     addon = calo(tmp_path)
     addon.health.mark_down("127.0.0.1:9", "connection refused")
     f = flow()
     send(addon, f)
     assert error_body(f, 502)["error"]["status"] == "UNAVAILABLE"
+    assert tried == []  # not even a connect
+    assert_not_forwarded(f)
 
 
 def test_connect_check_only_for_a_direct_connection_not_yet_open(tmp_path, monkeypatch):

@@ -33,7 +33,7 @@ def test_bad_calo_config_is_refused_and_the_old_one_stays(tmp_path):
     asyncio.run(go())
 
 
-def test_reliability_settings_from_python(tmp_path):
+def test_reliability_settings_from_python():
     addon = Calo(
         api_keys=["r"],
         max_retries=0,

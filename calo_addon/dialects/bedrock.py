@@ -53,7 +53,7 @@ def quote_model_id(model: str) -> str:
 
 def is_anthropic_model(model: str | None) -> bool:
     """Bedrock model ids (and ARNs, inference profiles) of Anthropic's models."""
-    return bool(model) and ("anthropic." in model or "claude" in model.lower())
+    return model is not None and ("anthropic." in model or "claude" in model.lower())
 
 
 def unwrap_chunk(payload: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import io
 import json
 import os
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 from urllib.parse import quote
@@ -40,8 +42,23 @@ def wait_for(predicate, seconds: float = 15.0) -> bool:
     while time.monotonic() < deadline:
         if predicate():
             return True
-        time.sleep(0.2)
-    return False
+        time.sleep(0.05)
+    return bool(predicate())
+
+
+def now_iso() -> str:
+    """Now as the call log writes its "time" (ISO 8601, UTC, milliseconds): comparable as text."""
+    moment = datetime.datetime.now(datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+_test_started = {"time": ""}
+
+
+@pytest.fixture(autouse=True)
+def _mark_test_start():
+    """Remember when the current test began: `Proxy.api_log_lines` reads that test's lines."""
+    _test_started["time"] = now_iso()
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -114,14 +131,32 @@ class Proxy:
             self.output.append(line)
             yield line
 
-    def read_log_lines(self, settle: float = 0.3) -> list[dict]:
-        time.sleep(settle)  # the call log is written by a background thread
+    def read_log_lines(self) -> list[dict]:
+        """The call log's complete lines as they are in the file now."""
         if not self.log_path.exists():
             return []
-        return [json.loads(x) for x in self.log_path.read_text().splitlines() if x.strip()]
+        text = self.log_path.read_text()
+        return [json.loads(x) for x in text[: text.rfind("\n") + 1].splitlines() if x.strip()]
 
-    def api_log_lines(self) -> list[dict]:
-        return [line for line in self.read_log_lines() if "api" in line]
+    def api_log_lines(
+        self, count: int = 1, where: Callable[[dict], bool] = lambda line: True
+    ) -> list[dict]:
+        """The API call lines the current test caused (written since it began) that match
+        `where`, once there are at least `count` of them (or after 15 s, as they are).
+
+        A call's line is written when its answer is complete and reaches the file up to
+        calllog.FLUSH_AFTER later, so a test waits for the lines it expects, never a guess."""
+        since = _test_started["time"]
+
+        def found() -> list[dict]:
+            return [
+                line
+                for line in self.read_log_lines()
+                if "api" in line and line["time"] >= since and where(line)
+            ]
+
+        wait_for(lambda: len(found()) >= count)
+        return found()
 
     def stop(self) -> None:
         """SIGTERM (mitmproxy shuts down cleanly: `-w` and HAR files are complete), then wait

@@ -9,13 +9,18 @@ from __future__ import annotations
 import json
 import os
 import threading
+from urllib.parse import quote
 
 import boto3
 import botocore.exceptions
+import httpx
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 
-from tests.fake_bedrock import FakeBedrock
+from tests.fake_bedrock import FakeBedrock, anthropic_stream_frames, converse_stream_frames
 
 PROXY_KEY = "proxy-key-bedrock"
 PROXY_AKID, PROXY_SECRET = "AKIDPROXYCLIENT", "proxy-client-secret"
@@ -131,23 +136,31 @@ def test_header_pass_through_signs_with_client_keys(proxy, fake):
     assert not [h for h in r.headers if h.startswith("x-aws-")]
 
 
+def signed_post(proxy, path: str, body: str) -> bytes:
+    """The answer's bytes as they reached the client, for a request signed as boto3 signs it
+    (botocore) with the proxy's credentials."""
+    url = f"{proxy.url}{path}"
+    request = AWSRequest("POST", url, data=body, headers={"content-type": "application/json"})
+    SigV4Auth(Credentials(PROXY_AKID, PROXY_SECRET), "bedrock", "us-west-2").add_auth(request)
+    answer = httpx.post(url, content=body, headers=dict(request.headers.items()), timeout=20)
+    assert answer.status_code == 200, answer.text
+    return answer.content
+
+
 def test_streams_are_byte_identical_and_usage_logged(proxy, fake):
     fake.clear()
-    c = client(proxy, "sigv4")
-    stream = c.invoke_model_with_response_stream(modelId=CLAUDE, body=_anthropic_body())
-    chunks = [json.loads(e["chunk"]["bytes"]) for e in stream["body"]]
-    assert [c.get("delta", {}).get("text") for c in chunks][1:3] == ["hel", "lo"]
-    conv = c.converse_stream(
-        modelId=CLAUDE, messages=[{"role": "user", "content": [{"text": "x"}]}]
-    )
-    events = list(conv["stream"])
-    assert events[-1]["metadata"]["usage"]["totalTokens"] == 11
+    model = quote(CLAUDE, safe="")
+    invoked = signed_post(proxy, f"/model/{model}/invoke-with-response-stream", _anthropic_body())
+    assert invoked == b"".join(anthropic_stream_frames())  # what the fake sent, to the byte
+    messages = json.dumps({"messages": [{"role": "user", "content": [{"text": "x"}]}]})
+    conversed = signed_post(proxy, f"/model/{model}/converse-stream", messages)
+    assert conversed == b"".join(converse_stream_frames())
     assert all(r.signature_ok for r in fake.requests)
-    lines = [line for line in proxy.read_log_lines() if line.get("api") == "bedrock"]
+    lines = proxy.api_log_lines(count=2, where=lambda line: line.get("api") == "bedrock")
     streamed = [line for line in lines if line["operation"] == "converse-stream"]
     assert streamed and streamed[-1]["usage"]["input_tokens"] == 9
-    invoked = [line for line in lines if line["operation"] == "invoke-with-response-stream"]
-    assert invoked and invoked[-1]["usage"] == {
+    invoked_lines = [line for line in lines if line["operation"] == "invoke-with-response-stream"]
+    assert invoked_lines and invoked_lines[-1]["usage"] == {
         "input_tokens": 11,
         "output_tokens": 4,
         "total_tokens": 15,
@@ -188,9 +201,7 @@ def test_exception_inside_200_stream_is_logged_and_marked(proxy, fake):
             )
     finally:
         fake.stream_exception = False
-    line = [
-        entry for entry in proxy.read_log_lines() if entry.get("operation") == "converse-stream"
-    ][-1]
+    line = proxy.api_log_lines(where=lambda entry: entry["operation"] == "converse-stream")[-1]
     assert "throttlingException" in line["error"]
 
 
@@ -242,8 +253,6 @@ model_routes:
 
 
 def test_bedrock_error_shape_for_missing_key(proxy, fake):
-    import httpx
-
     fake.clear()
     response = httpx.post(f"{proxy.url}/model/{CLAUDE}/invoke", content=_anthropic_body())
     assert response.status_code == 401

@@ -67,7 +67,7 @@ def client(proxy):
 
 
 def last_line(proxy, operation):
-    return [x for x in proxy.api_log_lines() if x["operation"] == operation][-1]
+    return proxy.api_log_lines(where=lambda x: x["operation"] == operation)[-1]
 
 
 def test_hung_upstream_times_out_at_the_route_timeout(proxy, fake):

@@ -19,8 +19,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.launch import wait_for
-
 LIMIT = 4 << 20  # GEMINI_CALO_MAX_BODY_BYTES: small, yet well above the allocator's noise
 PROXY_KEY = "proxy-key-memory"
 REAL_KEY = "real-key-memory-123"
@@ -188,9 +186,7 @@ def read_answer(sock: socket.socket) -> bytes:
 
 
 def log_lines(proxy, predicate) -> list[dict]:
-    found: list[dict] = []
-    wait_for(lambda: found.extend(x for x in proxy.api_log_lines() if predicate(x)) or found)
-    return found
+    return proxy.api_log_lines(where=predicate)
 
 
 # ---------------------------------------------------------------- requests

@@ -3,10 +3,15 @@
 Bedrock Anthropic invoke (system as a string) and Converse (system as [{text}]), streamed
 and not; the summariser is called through the proxy's own routing and keys; the rolled-up
 body is what got SigV4-signed.
+
+A summary is computed after its turn's answer has gone. Each test waits for the summaries it
+expects (their calls' log lines) before the next turn, never a guessed time: with LONG turns
+and a threshold of 300 characters, the conversation after turn i (from 0) has i summaries.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 
@@ -14,7 +19,10 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from tests.e2e.launch import wait_for
 from tests.fake_bedrock import FakeBedrock
+from tests.fake_llm import FakeLLM
+from tests.fake_server import Reply
 
 AKID, SECRET = "AKIDROLLUPPROXY", "rollup-proxy-secret"
 REAL_AKID, REAL_SECRET = "AKIDROLLUPREAL", "rollup-real-secret"
@@ -27,7 +35,7 @@ def fake():
         yield fake
 
 
-def start(tmp_path, fake, proxy_launcher, rollup="on"):
+def start(tmp_path, fake, proxy_launcher, rollup="on", summarizer_url=None):
     (tmp_path / "calo.yaml").write_text(
         f"""
 api_keys: [summary-key-1, summary-key-2]
@@ -39,7 +47,7 @@ model_routes:
     auth: sigv4
     aws: {{access_key: {REAL_AKID}, secret_key: {REAL_SECRET}, region: us-east-1}}
   "gemini-summarizer":
-    url: {fake.url}
+    url: {summarizer_url or fake.url}
     api_keys: [summary-key-1, summary-key-2]
     auth: x-goog-api-key
 """
@@ -61,8 +69,13 @@ def client(proxy):
 LONG = "Please remember these facts about the project. " * 4
 
 
-def converse_turns(c, stream: bool, turns: int = 4):
-    """A multi-turn Converse conversation; returns the upstream bodies the fake received."""
+def summaries_done(proxy, count: int) -> None:
+    """Wait until `count` summaries are done (their calls logged): the next turn can use them."""
+    proxy.api_log_lines(count, where=lambda line: line["operation"] == "rollup.summary")
+
+
+def converse_turns(c, proxy, stream: bool, turns: int = 4, rollup: bool = True):
+    """A multi-turn Converse conversation (summarised when `rollup`); returns its messages."""
     messages = []
     for i in range(turns):
         messages.append({"role": "user", "content": [{"text": f"turn {i}: {LONG}"}]})
@@ -75,7 +88,7 @@ def converse_turns(c, stream: bool, turns: int = 4):
             out = c.converse(modelId=CLAUDE, messages=messages)
             text = out["output"]["message"]["content"][0]["text"]
         messages.append({"role": "assistant", "content": [{"text": text}]})
-        time.sleep(0.3)  # the summary is computed in the background, ready for the next turn
+        summaries_done(proxy, i if rollup else 0)
     return messages
 
 
@@ -83,7 +96,7 @@ def converse_turns(c, stream: bool, turns: int = 4):
 def test_converse_conversation_is_rolled_up(tmp_path, fake, proxy_launcher, stream):
     proxy = start(tmp_path, fake, proxy_launcher)
     fake.clear()
-    converse_turns(client(proxy), stream)
+    converse_turns(client(proxy), proxy, stream)
     conversation = [r for r in fake.requests if "/converse" in r.path]
     summaries = [r for r in fake.requests if ":generateContent" in r.path]
     assert summaries, "the summariser was never called"
@@ -121,7 +134,7 @@ def test_anthropic_invoke_gets_string_system(tmp_path, fake, proxy_launcher):
         }
         out = json.loads(c.invoke_model(modelId=CLAUDE, body=json.dumps(body))["body"].read())
         messages.append({"role": "assistant", "content": out["content"]})
-        time.sleep(0.3)
+        summaries_done(proxy, i)
     last = json.loads([r for r in fake.requests if r.path.endswith("/invoke")][-1].body)
     assert isinstance(last["system"], str)
     assert last["system"].startswith("Summary of the earlier part") and last["system"].endswith(
@@ -130,16 +143,24 @@ def test_anthropic_invoke_gets_string_system(tmp_path, fake, proxy_launcher):
     assert len(last["messages"]) < len(messages) - 1
 
 
+SLOW_SUMMARY = 3.0  # seconds the summariser takes
+
+
 def test_turn_that_crosses_the_threshold_is_not_delayed(tmp_path, fake, proxy_launcher):
-    proxy = start(tmp_path, fake, proxy_launcher)
-    fake.clear()
-    fake.summarizer_fails = False
-    c = client(proxy)
-    messages = [{"role": "user", "content": [{"text": LONG * 3}]}]
-    c.converse(modelId=CLAUDE, messages=messages)
-    # the reply reached the client; the summariser call may only come after it
-    first = next(i for i, r in enumerate(fake.requests) if "/converse" in r.path)
-    assert all(":generateContent" not in r.path for r in fake.requests[: first + 1])
+    """The client's wait, measured against a summariser that takes 3 s: its answer does not
+    wait for the summary that its turn asks for."""
+    with FakeLLM() as summariser:
+        summariser.delay_headers = SLOW_SUMMARY
+        proxy = start(tmp_path, fake, proxy_launcher, summarizer_url=summariser.url)
+        fake.clear()
+        c = client(proxy)
+        # below the threshold: the connections open, nothing is summarised
+        c.converse(modelId=CLAUDE, messages=[{"role": "user", "content": [{"text": "hi"}]}])
+        started = time.monotonic()
+        c.converse(modelId=CLAUDE, messages=[{"role": "user", "content": [{"text": LONG * 3}]}])
+        waited = time.monotonic() - started
+        assert wait_for(lambda: summariser.requests, SLOW_SUMMARY + 10), "no summary asked for"
+        assert waited < 1.0, f"the client waited {waited:.2f} s for its answer"
 
 
 def test_summariser_failure_falls_back_to_verbatim(tmp_path, fake, proxy_launcher):
@@ -147,7 +168,7 @@ def test_summariser_failure_falls_back_to_verbatim(tmp_path, fake, proxy_launche
     fake.clear()
     fake.summarizer_fails = True
     try:
-        messages = converse_turns(client(proxy), stream=False, turns=3)
+        messages = converse_turns(client(proxy), proxy, stream=False, turns=3)
     finally:
         fake.summarizer_fails = False
     bodies = [json.loads(r.body) for r in fake.requests if "/converse" in r.path]
@@ -162,7 +183,7 @@ def test_rollup_off_leaves_bodies_byte_identical(tmp_path, fake, proxy_launcher)
     c = client(proxy)
     sent = []
     c.meta.events.register("before-send.*", lambda request, **kw: sent.append(request.body))
-    converse_turns(c, stream=False, turns=3)
+    converse_turns(c, proxy, stream=False, turns=3, rollup=False)
     received = [r.body for r in fake.requests if "/converse" in r.path]
     assert received == sent and not [r for r in fake.requests if ":generateContent" in r.path]
 
@@ -183,8 +204,6 @@ def _llm_proxy(tmp_path, proxy_launcher, fake):
 def test_openai_conversation_is_rolled_up(tmp_path, proxy_launcher, stream):
     import openai
 
-    from tests.fake_llm import FakeLLM
-
     with FakeLLM() as fake:
         proxy = _llm_proxy(tmp_path, proxy_launcher, fake)
         client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
@@ -203,7 +222,7 @@ def test_openai_conversation_is_rolled_up(tmp_path, proxy_launcher, stream):
                     .message.content
                 )
             messages.append({"role": "assistant", "content": text})
-            time.sleep(0.3)
+            summaries_done(proxy, i)
         chats = [r for r in fake.requests if r.path.endswith("/chat/completions")]
         summaries = [r for r in fake.requests if r.path.endswith(":generateContent")]
         assert summaries and summaries[0].path == "/v1beta/models/gemini-2.5-flash:generateContent"
@@ -220,8 +239,6 @@ def test_openai_conversation_is_rolled_up(tmp_path, proxy_launcher, stream):
 def test_gemini_conversation_is_rolled_up_into_system_instruction(tmp_path, proxy_launcher):
     import httpx
 
-    from tests.fake_llm import FakeLLM
-
     with FakeLLM() as fake:
         proxy = _llm_proxy(tmp_path, proxy_launcher, fake)
         contents = []
@@ -230,7 +247,7 @@ def test_gemini_conversation_is_rolled_up_into_system_instruction(tmp_path, prox
             contents.append({"role": "user", "parts": [{"text": f"turn {i}: {LONG}"}]})
             answer = httpx.post(url, json={"contents": contents}).json()
             contents.append(answer["candidates"][0]["content"])
-            time.sleep(0.3)
+            summaries_done(proxy, i)
         calls = [
             r.json()
             for r in fake.requests
@@ -246,25 +263,47 @@ def test_gemini_conversation_is_rolled_up_into_system_instruction(tmp_path, prox
 
 
 def test_tool_calls_are_never_split_from_their_results(tmp_path, proxy_launcher):
-    """A reply that asks for a tool is no turn boundary: nothing is remembered there."""
+    """A reply that asks for a tool is no turn boundary: nothing is remembered there, so no
+    later request has a tool result cut from the call it answers. The conversation grows past
+    such a reply, so a conversation wrongly remembered there would be the longest match."""
     import openai
-
-    from tests.fake_llm import FakeLLM
 
     with FakeLLM() as fake:
         proxy = _llm_proxy(tmp_path, proxy_launcher, fake)
         client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
-        call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-        messages = [
-            {"role": "user", "content": LONG * 2},
-            {"role": "assistant", "content": None, "tool_calls": [call]},
-            {"role": "tool", "tool_call_id": "call_1", "content": LONG},
-        ]
-        for _ in range(3):
-            client.chat.completions.create(model="gpt-x", messages=messages)
-            time.sleep(0.3)
-        # the fake always answers text, so prefixes end after an assistant text reply only;
-        # every request starts with the same untouched user + tool call + tool result
-        for r in [r for r in fake.requests if r.path.endswith("/chat/completions")]:
-            sent = r.json()["messages"]
-            assert [m["role"] for m in sent[:3]] == ["user", "assistant", "tool"]
+
+        def ask(messages: list[dict]) -> dict:
+            message = client.chat.completions.create(model="gpt-x", messages=messages)
+            return message.choices[0].message.model_dump(
+                include={"role", "content", "tool_calls"}, exclude_none=True
+            )
+
+        def summary_asked(marker: str) -> bool:
+            return any(marker.encode() in r.body for r in fake.requests if ":generate" in r.path)
+
+        messages = [{"role": "user", "content": f"turn 0: {LONG * 2}"}]
+        messages.append(ask(messages))  # over the threshold, a text reply: summarised
+        summaries_done(proxy, 1)
+        messages.append({"role": "user", "content": f"turn 1: {LONG}"})
+        fake.scripted.append(Reply(tool_calls=[("lookup", {"q": "facts"})]))
+        call = ask(messages)  # a tool call: nothing may be remembered here
+        messages.append({"role": "assistant", "content": None, "tool_calls": call["tool_calls"]})
+        # an unrelated conversation's summary is asked for after anything the tool call
+        # started; once it is, every summary asked for so far is done before the next turn
+        ask([{"role": "user", "content": f"other: {LONG * 2}"}])
+        assert wait_for(lambda: summary_asked("other: "))
+        asked = sum(1 for r in fake.requests if ":generate" in r.path)
+        summaries_done(proxy, asked)
+        messages.append(
+            {"role": "tool", "tool_call_id": call["tool_calls"][0]["id"], "content": LONG}
+        )
+        ask(messages)
+
+        chats = [r.json()["messages"] for r in fake.requests if r.path.endswith("/completions")]
+        assert len(chats) == 4
+        for sent in chats:
+            for before, message in itertools.pairwise(sent):
+                if message["role"] == "tool":
+                    ids = [c["id"] for c in before.get("tool_calls") or []]
+                    assert message["tool_call_id"] in ids, f"a tool result cut off: {sent}"
+        assert chats[-1][0]["content"].startswith("Summary of the earlier")  # turns 0 rolled up

@@ -16,7 +16,9 @@ import pytest
 from google import genai
 from google.genai import errors as genai_errors
 
+from tests.e2e.launch import wait_for
 from tests.fake_llm import FakeLLM
+from tests.fake_openai import default_reply
 
 PROXY_KEY = "proxy-key-a"
 REAL = ["real-key-1", "real-key-2", "real-key-3"]
@@ -96,9 +98,8 @@ def test_openai_sdk_chat_stream_embeddings_models(proxy, fake):
         "/v1beta/openai/models",
     ]
     assert_rotated_real_keys(fake, "authorization")
-    usage = [
-        line["usage"] for line in proxy.api_log_lines() if line["operation"] == "chat.completions"
-    ]
+    chats = proxy.api_log_lines(count=2, where=lambda line: line["operation"] == "chat.completions")
+    usage = [line["usage"] for line in chats]
     assert usage[-2:] == [{"input_tokens": 9, "output_tokens": 3, "total_tokens": 12}] * 2
 
 
@@ -120,7 +121,10 @@ def test_genai_sdk_generate_stream_embed_count(proxy, fake):
     assert ops[:2] == ["generateContent", "streamGenerateContent"] and ops[3] == "countTokens"
     assert ops[2] in ("embedContent", "batchEmbedContents")  # the SDK picks per version
     assert_rotated_real_keys(fake, "x-goog-api-key")
-    lines = {line["operation"]: line for line in proxy.api_log_lines()}
+    generated = proxy.api_log_lines(
+        count=2, where=lambda x: x["operation"] in ("generateContent", "streamGenerateContent")
+    )
+    lines = {line["operation"]: line for line in generated}
     assert lines["streamGenerateContent"]["usage"]["total_tokens"] == 12
     assert lines["generateContent"]["key_label"].startswith("default#")
     for key in (*REAL, PROXY_KEY):
@@ -273,7 +277,7 @@ def test_gzip_upstream_is_decoded_by_the_clients(tmp_path, proxy_launcher):
             genai_client(proxy, "x").models.generate_content(model="g", contents="hi").text
             == "hello from fake"
         )
-        usage = [line["usage"] for line in proxy.api_log_lines()]
+        usage = [line["usage"] for line in proxy.api_log_lines(count=2)]
         assert usage[-2:] == [
             {"input_tokens": 9, "output_tokens": 3, "total_tokens": 12},
             {"input_tokens": 7, "output_tokens": 5, "total_tokens": 12},
@@ -325,17 +329,22 @@ model_routes:
         ).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
         assert fake.requests[0].path.endswith("/models/gemini-override:generateContent")
         assert fake.requests[1].json()["model"] == "gemini-override"
-        line = proxy.api_log_lines()[-1]
+        line = proxy.api_log_lines(count=2)[-1]
         assert (line["requested_model"], line["effective_model"]) == ("gpt-4o", "gemini-override")
 
 
-def test_concurrent_clients_each_get_their_own_stream(proxy, fake):
+def test_concurrent_clients_each_get_their_own_stream(proxy, fake, monkeypatch):
+    """Eight streams under way at once (the fake holds each one's last chunk until all have
+    begun), each asking its own question: each gets the echo of its own, whole."""
+    monkeypatch.setattr(fake, "chat_default_reply", lambda body, stream: default_reply(body))
+    fake.hold_last_chunk = True
     results, errors = {}, []
 
     def run(i):
         try:
+            question = f"question {i}: " + "why " * i
             stream = openai_client(proxy).chat.completions.create(
-                model=f"m-{i}", messages=[{"role": "user", "content": "hi"}], stream=True
+                model="m", messages=[{"role": "user", "content": question}], stream=True
             )
             results[i] = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
         except Exception as e:  # noqa: BLE001
@@ -344,9 +353,12 @@ def test_concurrent_clients_each_get_their_own_stream(proxy, fake):
     threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
     for t in threads:
         t.start()
+    assert wait_for(lambda: len(fake.requests) == 8)  # every stream has begun
+    fake.release.set()
     for t in threads:
         t.join()
-    assert errors == [] and set(results.values()) == {"chunk 0 chunk 1 chunk 2 "}
+    assert errors == []
+    assert results == {i: f"echo: question {i}: " + "why " * i for i in range(8)}
 
 
 def test_debug_log_has_headers_and_bodies_with_secrets_redacted(tmp_path, proxy_launcher):

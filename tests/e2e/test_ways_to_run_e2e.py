@@ -44,7 +44,7 @@ def test_editing_init_hot_reloads_the_whole_addon(tmp_path, proxy_launcher):
     assert wait_for(lambda: httpx.get(f"{proxy.url}/health").json() == {"status": "reloaded"})
 
 
-def _start_launcher(args, env, cwd, tmp_path):
+def _start_launcher(args, env, cwd):
     proc = subprocess.Popen(
         args,
         cwd=cwd,
@@ -71,7 +71,6 @@ def test_launcher_listens_on_gemini_calo_http_port(tmp_path):
             proc = _start_launcher(
                 [*command, "--listen-host", "127.0.0.1", "--set", f"confdir={tmp_path / 'mitm'}"],
                 env,
-                tmp_path,
                 tmp_path,
             )
             try:

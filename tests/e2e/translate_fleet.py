@@ -151,7 +151,7 @@ def log_line_for(proxy, model: str, seconds: float = 5.0) -> dict:
     deadline = time.monotonic() + seconds
     while True:
         lines = [
-            line for line in proxy.read_log_lines(settle=0) if line.get("requested_model") == model
+            line for line in proxy.read_log_lines() if line.get("requested_model") == model
         ]
         if lines or time.monotonic() > deadline:
             assert lines, f"no log line for {model}"
