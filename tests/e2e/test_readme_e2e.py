@@ -53,6 +53,7 @@ DOC_ONLY = {
     ".venv/bin/python scripts/bench_core.py": "a benchmark: minutes of load, never asserted",
     ".venv/bin/python scripts/bench_rollup.py": "a benchmark: minutes of load, never asserted",
     ".venv/bin/python scripts/load_test.py": "a load test: minutes of load, never asserted",
+    ".venv/bin/python scripts/bench_translate.py": "a benchmark: minutes of load, never asserted",
     "scripts/lock": "rewrites constraints.txt from the package index",
     "scripts/lock --upgrade": "rewrites constraints.txt from the package index",
     "pip install -c constraints.txt -e '.[dev]'": "what scripts/test runs on every change",
