@@ -19,7 +19,9 @@ from . import encoding, mitm, redact
 from .call import Call, json_payload
 from .failover import PREPARED, prepared_copy, retryable
 from .forward import Forwarder
+from .routing import Upstream
 from .streams import StreamTap, Transcoder, stream_format
+from .translation import Translation
 
 
 class Answerer:
@@ -33,7 +35,7 @@ class Answerer:
             call.deadline.cancel()  # re-armed per chunk below if the answer streams
         call.first_byte = time.monotonic()
         response = flow.response
-        if call.kind != "call" or retryable(response):
+        if response is None or call.kind != "call" or retryable(response):
             return  # retries, summaries and error answers are read whole
         content_type = response.headers.get("content-type", "")
         fmt = stream_format(content_type)
@@ -50,7 +52,7 @@ class Answerer:
             call.collect_reply()
             call.tap = StreamTap(fmt, coding, call.observe)
         if call.tap is not None:
-            flow.response.stream = mitm.never_empty(call.tap)
+            response.stream = mitm.never_empty(call.tap)
             if call.deadline:
                 call.tap.on_chunk = call.deadline.rearm
                 call.deadline.rearm(call.pipeline.settings.stream_idle_timeout)
@@ -59,15 +61,16 @@ class Answerer:
         """Everything the answer asks for; returns an error to log, if any."""
         if call.deadline:
             call.deadline.cancel()
-        if call.refused is not None or call.upstream is None:
+        upstream = call.upstream
+        if call.refused is not None or upstream is None:
             return None
-        self.forwarder.health.mark_up(call.upstream.address)
+        self.forwarder.health.mark_up(upstream.address)
         call.cool_key_if_refused(flow.response)
         if call.kind == "retry":
             return None
         if call.tap is None:
             if call.kind == "call":
-                await self._retry_while_failing(flow, call)
+                await self._retry_while_failing(flow, call, upstream)
             self._read_whole(flow, call)
             return None
         translator = getattr(call.tap, "translator", None)
@@ -75,17 +78,19 @@ class Answerer:
             call.stream_complete = translator.finished
             show_both_legs(flow, call)
             return "; ".join(translator.errors) or None
-        if flow.response.status_code == 200 and not call.tap.broken:
+        if flow.response is not None and flow.response.status_code == 200 and not call.tap.broken:
             call.remember_reply()
         return "; ".join(call.tap.exceptions) or None
 
-    async def _retry_while_failing(self, flow: http.HTTPFlow, call: Call) -> None:
+    async def _retry_while_failing(
+        self, flow: http.HTTPFlow, call: Call, upstream: Upstream
+    ) -> None:
         """Send the prepared request again while its answer is retryable, retries are left
         and a key is ready (failover.py); the last answer becomes the flow's response."""
         limit = call.pipeline.settings.max_retries
         while retryable(flow.response) and len(call.retries) < limit:
-            keys = call.upstream.keys
-            if call.upstream.auth.pooled and keys and not keys.ready():
+            keys = upstream.keys
+            if upstream.auth.pooled and keys and not keys.ready():
                 break  # every key cooling: the upstream's own answer is the client's
             call.retries.append(f"{flow.response.status_code} via {call.sent.label or '-'}")
             retry = prepared_copy(flow, "retry")
@@ -117,13 +122,21 @@ class Answerer:
         client_payload = payload
         if call.translation is not None:
             leg = flow.copy()  # the upstream's leg, before its answer is translated
-            client_payload = self._translate_answer(flow, call, payload)
+            client_payload = self._translate_answer(flow, call, call.translation, response, payload)
             show_both_legs(flow, call, leg)
         if response.status_code == 200:
             call.remember_reply(client_payload)
 
-    def _translate_answer(self, flow: http.HTTPFlow, call: Call, payload) -> Any:
-        response, translation = flow.response, call.translation
+    def _translate_answer(
+        self,
+        flow: http.HTTPFlow,
+        call: Call,
+        translation: Translation,
+        response: http.Response,
+        payload: Any,
+    ) -> Any:
+        """The upstream's whole answer in the client's API (or an error in its shape); returns
+        the client's payload, or None when the answer became an error."""
         body, error = translation.answer(response.status_code, payload)
         if body is None:
             status = response.status_code if response.status_code >= 400 else 502

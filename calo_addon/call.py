@@ -65,6 +65,13 @@ class Call:
     cooled: str | None = None
     answered: str | None = None  # the proxy answered itself (why), e.g. an estimated count
 
+    def routed(self) -> tuple[Upstream, Dialect]:
+        """The upstream and the protocol spoken to it. Routing sets both before any step that
+        reads them; a call without them here is a bug, said so rather than an AttributeError."""
+        if self.upstream is None or self.wire is None:
+            raise RuntimeError("the call has no upstream yet: routing comes first")
+        return self.upstream, self.wire
+
     # ------------------------------------------------------------ answers
 
     def observe(self, event_type: str | None, data: Any) -> None:

@@ -17,13 +17,16 @@ check (connect.py).
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from mitmproxy import http
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 PREPARED = "calo"  # flow.metadata key: how the stored request was prepared (no secret in it)
 
 
-def retryable(response: http.Response | None) -> bool:
+def retryable(response: http.Response | None) -> TypeGuard[http.Response]:
+    """An answer worth sending again (so, an answer: the type checker knows it after)."""
     return response is not None and response.status_code in RETRY_STATUSES
 
 

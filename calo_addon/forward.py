@@ -22,7 +22,7 @@ from .body import JsonBody
 from .call import Call
 from .connect import ConnectFailed, OpenConnections
 from .credentials import attach, passthrough_path, point_at
-from .dialects import BY_NAME, Operation, Refusal, dialect_for_path, recognise
+from .dialects import BY_NAME, Dialect, Operation, Refusal, dialect_for_path, recognise
 from .dialects.base import CREDENTIAL_HEADERS
 from .dialects.bedrock import region_from_host
 from .failover import PREPARED
@@ -95,10 +95,11 @@ class Forwarder:
         client_aws = ClientAWS.from_headers(
             call.presented.client_aws, pipeline.settings.bedrock.default_region
         )
-        upstream = self._route(flow, call, pipeline, model, client_aws)
+        upstream, wire = self._route(flow, call, pipeline, model, client_aws)
         if pipeline.rollup is not None and op.conversation:
             call.rollup = pipeline.rollup.plan(op, payload)
             if call.rollup is not None and call.rollup.used == "summary":
+                assert body is not None, "a summary plan is made from the body it summarises"
                 body.mark_changed()
         path = self._shape_for_upstream(flow, call, pipeline, body, payload)
         await self._check_reachable(flow, call, upstream, pipeline)
@@ -112,7 +113,7 @@ class Forwarder:
             "operation": op.name,
             "route": upstream.name,
             "url": f"{upstream.scheme}://{upstream.host}:{upstream.port}{upstream.path_prefix}",
-            "wire": call.wire.name,
+            "wire": wire.name,
         }
         await self.attach(flow, call, client_aws)
 
@@ -124,15 +125,19 @@ class Forwarder:
         call.requested_model = model = op.dialect.model(op, payload)
         if op.needs_body and pipeline.override:
             model = pipeline.override.apply(model)
-            changed = model is not None and model != call.requested_model
-            if changed and op.dialect.set_model(op, request, payload, model):
+            if (
+                model is not None
+                and model != call.requested_model
+                and op.dialect.set_model(op, request, payload, model)
+            ):
                 body.mark_changed()
         call.effective_model = model
         return model
 
     def _route(
         self, flow: http.HTTPFlow, call: Call, pipeline: Pipeline, model, client_aws
-    ) -> Upstream:
+    ) -> tuple[Upstream, Dialect]:
+        """The upstream for this call and the protocol it speaks (set on the call too)."""
         request = flow.request
         region = (
             client_aws.region
@@ -145,16 +150,19 @@ class Forwarder:
         call.upstream, call.wire = upstream, upstream.wire(call.op.dialect)
         call.upstream_model = upstream.model or model
         call.client_aws = client_aws
-        return upstream
+        return call.routed()
 
     def _shape_for_upstream(self, flow, call: Call, pipeline: Pipeline, body, payload) -> str:
         """Passthrough: the client's path on the upstream's layer, with the route's model.
         Translated: the upstream protocol's body and path. Returns the path to send to."""
-        op, request, upstream = call.op, flow.request, call.upstream
-        if call.wire is op.dialect:
-            model = call.upstream_model
-            rewrite = upstream.model and model != call.effective_model
-            if rewrite and op.dialect.set_model(op, request, payload, model):
+        (upstream, wire), op, request = call.routed(), call.op, flow.request
+        if wire is op.dialect:
+            model = upstream.model  # the route's model (call.upstream_model) when it names one
+            if (
+                model
+                and model != call.effective_model
+                and op.dialect.set_model(op, request, payload, model)
+            ):
                 body.mark_changed()
             return passthrough_path(request, op, upstream)
         if not call.upstream_model:
@@ -162,7 +170,7 @@ class Forwarder:
         call.client_request = request.copy()
         call.translation, translated = Translation.start(
             op,
-            call.wire,
+            wire,
             payload,
             call.upstream_model,
             call.streaming,
@@ -171,7 +179,7 @@ class Forwarder:
         )
         body.replace(translated)
         request.headers["content-type"] = "application/json"
-        request.headers.update(call.wire.translated_headers())
+        request.headers.update(wire.translated_headers())
         request.headers.pop("accept-encoding", None)  # the answer is read, so take it plain
         return call.translation.path
 
@@ -199,12 +207,13 @@ class Forwarder:
         """The real credentials, on the wire only; and the deadline for the answer."""
         for name in CREDENTIAL_HEADERS:  # labels a stored or copied request still carries
             flow.request.headers.pop(name, None)
+        upstream, wire = call.routed()
         try:
-            call.sent = await attach(flow, call.upstream, call.wire, client_aws)
+            call.sent = await attach(flow, upstream, wire, client_aws)
         except AllKeysCooling as cooling:
             wait = max(1, math.ceil(cooling.retry_after))
             raise Refusal(429, str(cooling), headers={"Retry-After": str(wait)}) from None
-        call.deadline = Deadline(call.upstream.timeout)
+        call.deadline = Deadline(upstream.timeout)
 
     async def send_prepared(self, flow: http.HTTPFlow, current: Pipeline | None) -> None:
         """A request prepared before: a retry, a summary, or a stored upstream request
@@ -231,10 +240,11 @@ class Forwarder:
         call = self.calls[flow] = Call(op, pipeline, kind=kind)
         if parent is not None:
             self.retried[flow] = call
-        call.upstream, call.wire = upstream, (parent.wire if parent else wire)
+            wire = parent.routed()[1]
+        call.upstream, call.wire = upstream, wire
         call.requested_model = call.effective_model = meta.get("model")
         try:
             await self.attach(flow, call, parent.client_aws if parent else None)
         except Refusal as refusal:
             call.refused = refusal
-            flow.response = call.wire.error(refusal.status, refusal.message, refusal.code)
+            flow.response = wire.error(refusal.status, refusal.message, refusal.code)

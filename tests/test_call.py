@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from mitmproxy import http
 from mitmproxy.test import tflow, tutils
 
@@ -92,3 +93,12 @@ def test_a_failed_call_is_marked_in_mitmweb():
     flow = tflow.tflow()
     c.finish(flow, None, "upstream timed out after 1s", Log())
     assert flow.marked and "error: upstream timed out after 1s" in flow.comment
+
+
+def test_routed_gives_the_upstream_and_its_protocol_and_refuses_before_routing():
+    c = call()
+    c.wire = OP.dialect
+    assert c.routed() == (c.upstream, OP.dialect)
+    c.wire = None
+    with pytest.raises(RuntimeError, match="routing comes first"):
+        c.routed()

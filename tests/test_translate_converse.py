@@ -1017,3 +1017,18 @@ def test_error_message():
     assert CODEC.error_message({"error": {"message": "x"}}) is None
     assert CODEC.error_message("text") is None
     assert CODEC.name == "converse"
+
+
+@pytest.mark.parametrize(
+    "name, effort, budget",
+    [
+        ("minimal", "minimal", 1024),
+        ("high", "high", 32768),
+        ("xhigh", None, 12288),  # not on the neutral scale: no level, a medium budget
+        ("HIGH", None, 12288),  # readers lower-case first; the scale itself is exact
+    ],
+)
+def test_effort_levels_of_the_neutral_scale(name: str, effort: str | None, budget: int):
+    assert neutral.effort_named(name) == effort
+    assert neutral.budget_for(name) == budget
+    assert neutral.effort_for(budget) == (effort or "medium")

@@ -301,6 +301,8 @@ def test_reads_openapi_parameters_and_response_schema_as_json_schema():
         ),
         ({"thinkingBudget": -1, "includeThoughts": True}, n.Reasoning(enabled=True)),
         ({"thinkingLevel": "LOW"}, n.Reasoning(effort="low", include_thoughts=False)),
+        # not a level of the neutral scale: no effort (the model's default), never the word
+        ({"thinkingLevel": "THINKING_LEVEL_UNSPECIFIED"}, n.Reasoning(include_thoughts=False)),
     ],
 )
 def test_reads_thinking_config(thinking, reasoning):

@@ -846,3 +846,12 @@ def test_a_gemini_text_answer_ends_with_its_message() -> None:
     whole = GEMINI.read_response({"candidates": [{"content": {"parts": parts}}]})
     output = CODEC.write_response(whole)["output"]
     assert [item["type"] for item in output] == ["message", "reasoning"]
+
+
+def test_custom_call_whose_arguments_never_parsed_keeps_its_text_as_input() -> None:
+    """A Chat upstream called the client's freeform tool with text that is not JSON: the
+    neutral call holds that text, and it is the custom call's input."""
+    call = neutral.ToolCall("c1", "apply_patch", "*** Begin Patch", "custom")
+    answer = CODEC.write_response(neutral.Response("resp_1", "m", [call], "tool_use"))
+    (item,) = answer["output"]
+    assert item["type"] == "custom_tool_call" and item["input"] == "*** Begin Patch"

@@ -15,7 +15,7 @@ from typing import Any
 from . import neutral
 
 # Anthropic stop reasons the neutral form has no word for, and what they mean for a client.
-_STOP_IN = {
+_STOP_IN: dict[str, neutral.StopReason] = {
     "end_turn": "end_turn",
     "max_tokens": "max_tokens",
     "stop_sequence": "stop_sequence",
@@ -105,7 +105,7 @@ def merge_usage(first: neutral.Usage, later: neutral.Usage) -> neutral.Usage:
 def read_stop(reason: Any) -> neutral.StopReason | None:
     if not isinstance(reason, str):
         return None
-    return _STOP_IN.get(reason, "end_turn")  # type: ignore[return-value]
+    return _STOP_IN.get(reason, "end_turn")
 
 
 def write_stop(reason: neutral.StopReason | None) -> str:
@@ -115,7 +115,7 @@ def write_stop(reason: neutral.StopReason | None) -> str:
 def error_type(status: int, kind: str | None = None) -> str:
     """Anthropic's error type for a status (an Anthropic type given as `kind` is kept)."""
     if kind in _ERROR_STATUS:
-        return kind  # type: ignore[return-value]
+        return kind
     if status in _ERROR_TYPES:
         return _ERROR_TYPES[status]
     return "api_error" if status >= 500 else "invalid_request_error"

@@ -34,7 +34,12 @@ _HANDLED = {
 }
 # Keys of a custom tool the neutral form keeps; any other is advisory and named when dropped.
 _TOOL_KEYS = {"name", "description", "input_schema", "type", "strict"}
-TOOL_CHOICE_IN = {"auto": "auto", "any": "required", "tool": "tool", "none": "none"}
+TOOL_CHOICE_IN: dict[str, neutral.ToolChoiceMode] = {
+    "auto": "auto",
+    "any": "required",
+    "tool": "tool",
+    "none": "none",
+}
 
 
 class _Dropped(list[str]):
@@ -82,7 +87,7 @@ def _read_system(system: Any, dropped: _Dropped) -> list[neutral.Text]:
         return [neutral.Text(system)] if system else []
     if not isinstance(system, list):
         raise neutral.TranslationError("system must be a string or text blocks", "system")
-    texts = []
+    texts: list[neutral.Text] = []
     for block in system:
         parts = _read_block(block, dropped, "system")
         texts.extend(p for p in parts if isinstance(p, neutral.Text))
@@ -233,7 +238,7 @@ def _read_tool_choice(choice: Any) -> neutral.ToolChoice | None:
         raise neutral.TranslationError("tool_choice type must be auto|any|tool|none", "tool_choice")
     disable = choice.get("disable_parallel_tool_use")
     return neutral.ToolChoice(
-        mode=TOOL_CHOICE_IN[choice["type"]],  # type: ignore[arg-type]
+        mode=TOOL_CHOICE_IN[choice["type"]],
         name=choice.get("name"),
         parallel=None if disable is None else not disable,
     )

@@ -10,7 +10,7 @@ right message; its wire events are `(data["type"], data)`.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeGuard
 
 from . import neutral
 from ._anthropic_answer import (
@@ -98,8 +98,13 @@ class AnthropicStreamReader:
         self._open[index] = isinstance(part, neutral.ToolCall)
         return [neutral.PartStart(index, _emptied(part)), *_content_deltas(index, part)]
 
+    def _part_of(self, data: dict[str, Any]) -> int | None:
+        """The neutral index of the block an event names (None: a block not read, or none)."""
+        block = data.get("index")
+        return self._parts.get(block) if isinstance(block, int) else None
+
     def _block_delta(self, data: dict[str, Any]) -> list[neutral.Event]:
-        index = self._parts.get(data.get("index"))  # type: ignore[arg-type]
+        index = self._part_of(data)
         delta = data.get("delta") or {}
         if index is None or index not in self._open:
             return []
@@ -116,7 +121,7 @@ class AnthropicStreamReader:
         return []  # citations and empty deltas
 
     def _block_stop(self, data: dict[str, Any]) -> list[neutral.Event]:
-        index = self._parts.get(data.get("index"))  # type: ignore[arg-type]
+        index = self._part_of(data)
         if index is None or index not in self._open:
             return []
         return self._stop_part(index)
@@ -162,7 +167,7 @@ def _emptied(part: neutral.Part) -> neutral.Text | neutral.Thinking | neutral.To
     return neutral.ToolCall(part.id, part.name, {})
 
 
-def _content_deltas(index: int, part: neutral.Part) -> list[neutral.Event]:
+def _content_deltas(index: int, part: neutral.Part) -> list[neutral.PartDelta]:
     """Content a content_block_start already carried (rare), as deltas."""
     if isinstance(part, neutral.Text) and part.text:
         return [neutral.PartDelta(index, text=part.text)]
@@ -239,7 +244,7 @@ class AnthropicStreamWriter:
             return []
         self._started = True
         start = event or neutral.MessageStart(neutral.new_message_id(), self._model)
-        message = {
+        message: dict[str, Any] = {
             "id": message_id(start.id),
             "type": "message",
             "role": "assistant",
@@ -256,7 +261,7 @@ class AnthropicStreamWriter:
             return []
         out = [e for index in sorted(self._open) for e in self._part_stop(index)]
         if _contentless(event.part):
-            self._waiting[event.index] = event.part  # type: ignore[assignment]
+            self._waiting[event.index] = event.part
             if isinstance(event.part, neutral.Thinking) and event.part.signature:
                 self._signatures[event.index] = event.part.signature
             return out
@@ -280,7 +285,7 @@ class AnthropicStreamWriter:
             start["input"] = {}
         out.append(_event({"type": "content_block_start", "index": index, "content_block": start}))
         for delta in _content_deltas(event.index, event.part):
-            out += self._part_delta(delta)  # type: ignore[arg-type]
+            out += self._part_delta(delta)
         return out
 
     def _release(self, index: int) -> list[WireEvent]:
@@ -341,7 +346,7 @@ class AnthropicStreamWriter:
         return out
 
 
-def _contentless(part: neutral.Part) -> bool:
+def _contentless(part: neutral.Part) -> TypeGuard[neutral.Text | neutral.Thinking]:
     """A part whose block waits (see AnthropicStreamWriter): empty text, unredacted thinking
     without text."""
     if isinstance(part, neutral.Text):

@@ -192,7 +192,7 @@ def _read_call(call: dict[str, Any]) -> list[neutral.Part]:
         tool_call = neutral.ToolCall(
             id=call_id,
             name=function.get("name", ""),
-            arguments=answer_arguments(function.get("arguments")),  # type: ignore[arg-type]
+            arguments=answer_arguments(function.get("arguments")),
         )
     signature = signature_of(call)
     return [signed_thinking(signature), tool_call] if signature else [tool_call]

@@ -268,7 +268,8 @@ def error_status(error: dict[str, Any]) -> int:
     if isinstance(code, str) and code.isdigit() and 400 <= int(code) < 600:
         return int(code)
     for key in ("type", "code"):
-        status = _TYPE_STATUS.get(error.get(key))  # type: ignore[arg-type]
+        value = error.get(key)
+        status = _TYPE_STATUS.get(value) if isinstance(value, str) else None
         if status:
             return status
     return 500

@@ -9,6 +9,7 @@ an assistant's `reasoning_content` becomes a Thinking part and a tool call's
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from . import neutral
@@ -60,14 +61,14 @@ class _History:
         self.seen_conversation = True
         self.request.messages.append(message)
 
-    def add_user(self, parts: list[neutral.Part]) -> None:
+    def add_user(self, parts: Sequence[neutral.Part]) -> None:
         """A user message right after tool results joins their turn, as Anthropic and Gemini
         keep it (results, then what the user adds)."""
         if self.results is not None:
             self.results.parts.extend(parts)
             self.results = None
         else:
-            self.add(neutral.Message("user", parts))
+            self.add(neutral.Message("user", list(parts)))
 
     def add_result(self, result: neutral.ToolResult) -> None:
         if self.results is None:

@@ -42,7 +42,12 @@ _HANDLED = {
 }
 
 # Efforts beyond the neutral form's scale count as its top; "none" turns reasoning off.
-_EFFORTS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high"}
+_EFFORTS: dict[str, neutral.Effort] = {
+    "minimal": "minimal",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+}
 _EFFORTS |= {"xhigh": "high", "max": "high"}
 
 
@@ -173,7 +178,7 @@ def _reasoning(body: dict[str, Any], request: neutral.Request) -> neutral.Reason
         if effort == "none":
             reasoning = neutral.Reasoning(enabled=False, budget_tokens=0)
         elif effort in _EFFORTS:
-            reasoning = neutral.Reasoning(effort=_EFFORTS[effort])  # type: ignore[arg-type]
+            reasoning = neutral.Reasoning(effort=_EFFORTS[effort])
         else:
             raise TranslationError("'reasoning_effort' is not a known effort", "reasoning_effort")
     google = _google(body, request)
@@ -212,7 +217,7 @@ def _thinking_config(
         reasoning.budget_tokens = budget if budget >= 0 else None
     level = config.get("thinking_level")
     if isinstance(level, str) and level.lower() in _EFFORTS:
-        reasoning.effort = _EFFORTS[level.lower()]  # type: ignore[assignment]
+        reasoning.effort = _EFFORTS[level.lower()]
     include = config.get("include_thoughts")
     if include is not None:
         reasoning.include_thoughts = bool(include)

@@ -35,7 +35,7 @@ class _Call:
     id: str
     id_given: bool  # False: made here (the legacy `function_call` has none)
     name: str
-    kind: str  # "function" | "custom"
+    kind: neutral.ToolKind
     signature: str | None = None
     fragments: list[str] = field(default_factory=list)
     index: int | None = None  # its neutral part index once started
@@ -152,8 +152,9 @@ class ChatStreamReader:
         return out + self._advance()
 
     def _new_call(self, entry: dict[str, Any], given_id: str | None) -> _Call:
-        kind = "custom" if entry.get("type") == "custom" else "function"
-        body = entry.get(kind) if isinstance(entry.get(kind), dict) else {}
+        kind: neutral.ToolKind = "custom" if entry.get("type") == "custom" else "function"
+        given = entry.get(kind)
+        body = given if isinstance(given, dict) else {}
         call = _Call(
             id=given_id or neutral.new_call_id(),
             id_given=bool(given_id),
@@ -180,7 +181,7 @@ class ChatStreamReader:
             out += self._open_part("signature", neutral.Thinking(attached=True))
             out.append(neutral.PartDelta(self._open_index, signature=call.signature))
             out += self._close()
-        tool_call = neutral.ToolCall(id=call.id, name=call.name, tool_kind=call.kind)  # type: ignore[arg-type]
+        tool_call = neutral.ToolCall(id=call.id, name=call.name, tool_kind=call.kind)
         out += self._open_part(call, tool_call)
         call.index = self._open_index
         if call.fragments:
@@ -189,13 +190,15 @@ class ChatStreamReader:
 
     # ------------------------------------------------------------ parts
 
-    def _open_part(self, kind: str | _Call, part: neutral.Part) -> list[neutral.Event]:
+    def _open_part(
+        self, kind: str | _Call, part: neutral.Text | neutral.Thinking | neutral.ToolCall
+    ) -> list[neutral.Event]:
         if self._open == kind and not isinstance(kind, _Call):
             return []
         out = self._close()
         self._open, self._open_index = kind, self._next_index
         self._next_index += 1
-        return out + [neutral.PartStart(self._open_index, part)]  # type: ignore[arg-type]
+        return out + [neutral.PartStart(self._open_index, part)]
 
     def _close(self) -> list[neutral.Event]:
         if self._open is None:

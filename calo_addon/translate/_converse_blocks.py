@@ -45,12 +45,14 @@ def note(dropped: list[str], name: str) -> None:
 
 def is_claude(model: str | None) -> bool:
     """Anthropic models on Bedrock (ids and ARNs carry "anthropic." or "claude")."""
-    return bool(model) and ("anthropic." in model or "claude" in model.lower())
+    if not model:
+        return False
+    return "anthropic." in model or "claude" in model.lower()
 
 
 def supports_tool_status(model: str | None) -> bool:
     """toolResult.status is taken by Claude and Nova only (the API reference says so)."""
-    return is_claude(model) or (bool(model) and "nova" in model.lower())
+    return is_claude(model) or (model is not None and "nova" in model.lower())
 
 
 # ---------------------------------------------------------------- reading
@@ -78,15 +80,21 @@ def _read_text(value: Any, dropped: list[str]) -> list[Part]:
 
 def _read_image(value: Any, dropped: list[str]) -> list[Part]:
     block = _object(value, "image")
-    media_type = IMAGE_FORMATS.get(block.get("format"))
+    media_type = IMAGE_FORMATS.get(_format_name(block))
     if media_type is None:
         raise TranslationError(f"unknown image format {block.get('format')!r}", "image.format")
     return [Media(media_type=media_type, **_read_source(block.get("source"), "image"))]
 
 
+def _format_name(block: dict[str, Any]) -> str:
+    """An image or document block's `format`; "" (no known format) when it is not a string."""
+    name = block.get("format")
+    return name if isinstance(name, str) else ""
+
+
 def _read_document(value: Any, dropped: list[str]) -> list[Part]:
     block = _object(value, "document")
-    media_type = DOCUMENT_FORMATS.get(block.get("format"), "text/plain")
+    media_type = DOCUMENT_FORMATS.get(_format_name(block), "text/plain")
     for advisory in ("context", "citations"):
         if advisory in block:
             note(dropped, f"document.{advisory}")
@@ -269,6 +277,7 @@ def write_media(media: Media, ctx: WriteContext) -> dict[str, Any]:
     source = {"s3Location": {"uri": url}} if url else {"bytes": data or ""}
     if kind == "image":
         return {"image": {"format": _image_format(media_type, data), "source": source}}
+    assert media_type is not None  # _media_kind says "document" only for a known type
     block = {"format": _DOCUMENT_BY_TYPE[media_type], "name": _document_name(media.name, ctx)}
     return {"document": block | {"source": source}}
 

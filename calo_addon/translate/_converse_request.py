@@ -56,9 +56,9 @@ def write_messages(messages: list[Message], ctx: WriteContext) -> list[dict[str,
             out[-1]["content"].extend(blocks)
         else:
             out.append({"role": message.role, "content": blocks})
-    for previous, message in zip([None, *out], out, strict=False):
-        if message["role"] == "user":
-            _order_tool_results(message, previous)
+    for previous, turn in zip([None, *out], out, strict=False):
+        if turn["role"] == "user":
+            _order_tool_results(turn, previous)
     if out and out[0]["role"] == "assistant":
         out.insert(0, {"role": "user", "content": [{"text": CONTINUED}]})
     _trim_final_assistant(out)

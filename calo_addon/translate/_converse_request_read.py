@@ -31,7 +31,6 @@ _KNOWN = (
     "additionalModelRequestFields",
     "outputConfig",
 )
-_EFFORTS = {"minimal", "low", "medium", "high"}
 
 
 def read_request(body: Any) -> Request:
@@ -143,8 +142,8 @@ def _reasoning_from_thinking(thinking: dict[str, Any]) -> Reasoning:
 def _reasoning_from_effort(effort: str) -> Reasoning:
     if effort == "none":
         return Reasoning(enabled=False)
-    level = effort if effort in _EFFORTS else "high"  # xhigh, max: the highest level we have
-    return Reasoning(effort=level)
+    # xhigh, max: the highest level we have
+    return Reasoning(effort=neutral.effort_named(effort) or "high")
 
 
 def _read_output_config(config: Any, request: Request) -> None:

@@ -223,7 +223,9 @@ def write_parts(
 
 
 def _thinking(thinking: neutral.Thinking, keep_thoughts: bool) -> list[dict[str, Any] | _Signature]:
-    signature = [_Signature(thinking.signature)] if thinking.signature else []
+    signature: list[dict[str, Any] | _Signature] = (
+        [_Signature(thinking.signature)] if thinking.signature else []
+    )
     if not keep_thoughts or not thinking.text:
         return signature
     part: dict[str, Any] = {"text": thinking.text, "thought": True}

@@ -41,8 +41,13 @@ _HOSTED_READ = {
     "urlContext": "url_context",
     "googleMaps": "google_maps",
 }
-_MODES_READ = {"AUTO": "auto", "VALIDATED": "auto", "NONE": "none", "ANY": "required"}
-_ROLES = {"user": "user", "function": "user", "model": "assistant"}
+_MODES_READ: dict[str, neutral.ToolChoiceMode] = {
+    "AUTO": "auto",
+    "VALIDATED": "auto",
+    "NONE": "none",
+    "ANY": "required",
+}
+_ROLES: dict[str, neutral.Role] = {"user": "user", "function": "user", "model": "assistant"}
 _SCHEMA_VALUE_KEYS = ("enum", "default", "example", "const")
 _OPENAPI_TYPES = ("STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY", "OBJECT", "NULL")
 
@@ -201,7 +206,7 @@ def _reasoning(config: Any) -> neutral.Reasoning | None:
         reasoning.budget_tokens = budget
         reasoning.enabled = budget != 0
     if (level := get(config, "thinkingLevel")) is not None:
-        reasoning.effort = str(level).lower()  # type: ignore[assignment]
+        reasoning.effort = neutral.effort_named(str(level).lower())
     return reasoning
 
 

@@ -73,7 +73,8 @@ class GeminiStreamReader:
     def _chunk(self, chunk: dict[str, Any]) -> list[neutral.Event]:
         if isinstance(error := chunk.get("error"), dict):
             self._failed = True
-            status = error.get("code") if isinstance(error.get("code"), int) else 500
+            code = error.get("code")
+            status = code if isinstance(code, int) else 500
             return [neutral.StreamError(status, error.get("message") or "", error.get("status"))]
         if (metadata := get(chunk, "usageMetadata")) is not None:
             self._usage = read_usage(metadata)

@@ -182,4 +182,4 @@ def thinking_config(request: neutral.Request) -> dict[str, Any]:
 
 
 def _is_gemini3(model: str | None) -> bool:
-    return bool(model) and model.removeprefix("models/").startswith("gemini-3")
+    return model is not None and model.removeprefix("models/").startswith("gemini-3")

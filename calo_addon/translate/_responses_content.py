@@ -93,9 +93,9 @@ def _read_file(part: dict[str, Any], field: str) -> neutral.Media:
     if isinstance(file_data, str):
         if file_data.startswith("data:"):
             media_type, data = parse_data_url(file_data, f"{field}.file_data")
-        else:
-            media_type, data = _guess_type(name, "application/pdf"), file_data
-        return neutral.Media(media_type=media_type, data=data, name=name)
+            return neutral.Media(media_type=media_type, data=data, name=name)
+        guessed = _guess_type(name, "application/pdf")
+        return neutral.Media(media_type=guessed, data=file_data, name=name)
     if isinstance(file_url, str):
         return neutral.Media(
             media_type=_guess_type(name or file_url, None), url=file_url, name=name
@@ -145,13 +145,14 @@ def read_reasoning(item: dict[str, Any]) -> neutral.Thinking:
     summary = [s["text"] for s in item.get("summary") or [] if _has_text(s)]
     content = [c["text"] for c in item.get("content") or [] if _has_text(c)]
     text = SUMMARY_JOINER.join(summary) if summary else "".join(content)
-    signature = item.get("encrypted_content")
-    redacted = isinstance(signature, str) and signature.startswith(REDACTED_PREFIX)
-    if redacted:
-        signature = signature[len(REDACTED_PREFIX) :]
+    encrypted = item.get("encrypted_content")
+    signature = encrypted if isinstance(encrypted, str) else None
+    redacted = False
+    if signature is not None and signature.startswith(REDACTED_PREFIX):
+        redacted, signature = True, signature[len(REDACTED_PREFIX) :]
     return neutral.Thinking(
         text=text,
-        signature=signature if isinstance(signature, str) else None,
+        signature=signature,
         redacted=redacted,
         summary=summary or None,
     )

@@ -44,9 +44,12 @@ def custom_input_help(fmt: dict[str, Any] | None) -> str:
     return f"{plain} It must follow the tool's {syntax} grammar described in its description."
 
 
-def custom_input(arguments: dict[str, Any]) -> str:
+def custom_input(arguments: dict[str, Any] | str) -> str:
     """A custom tool call's raw input from neutral arguments (`{"input": ...}` by convention;
-    a model that named the one string argument otherwise still gets its text through)."""
+    a model that named the one string argument otherwise still gets its text through; text
+    that was never JSON is the input itself)."""
+    if isinstance(arguments, str):
+        return arguments
     value = arguments.get("input")
     if isinstance(value, str):
         return value
@@ -92,7 +95,9 @@ class CustomInputStream:
             if opening is None:
                 return ""  # not (yet) {"input": "...: finish() sends the input whole
             self._consumed = opening.end()
-        body = _STRING_BODY.match(self.raw, self._consumed).group(0)
+        string_body = _STRING_BODY.match(self.raw, self._consumed)
+        assert string_body is not None  # the pattern matches the empty string too
+        body = string_body.group(0)
         text, used = _decode_prefix(body)
         self._consumed += used
         self.sent += text

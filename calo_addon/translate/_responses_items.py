@@ -88,7 +88,7 @@ def read_items(
 
 def _read_item(
     item: dict[str, Any], field: str, system: list[neutral.Text], dropped: list[str]
-) -> tuple[str, list[neutral.Part]]:
+) -> tuple[neutral.Role, list[neutral.Part]]:
     kind = item.get("type", "message")
     if kind == "message":
         return _read_message(item, field, system)
@@ -111,7 +111,7 @@ def _read_item(
 
 def _read_message(
     item: dict[str, Any], field: str, system: list[neutral.Text]
-) -> tuple[str, list[neutral.Part]]:
+) -> tuple[neutral.Role, list[neutral.Part]]:
     role = item.get("role")
     parts = read_content(item.get("content", ""), f"{field}.content")
     if role in ("system", "developer"):

@@ -31,7 +31,13 @@ _HANDLED = (
     "previous_response_id",
     "include",
 )
-_EFFORTS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high", "xhigh": "high"}
+_EFFORTS: dict[str, neutral.Effort] = {
+    "minimal": "minimal",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "xhigh": "high",
+}
 DEFAULT_SCHEMA_NAME = "output"
 
 
@@ -236,6 +242,7 @@ def write_tools(request: neutral.Request) -> list[dict[str, Any]]:
     then the hosted web search."""
     tools: list[dict[str, Any]] = []
     for tool in request.tools:
+        out: dict[str, Any]
         if tool.tool_kind == "custom":
             out = {"type": "custom", "name": tool.name}
             if tool.description is not None:

@@ -37,7 +37,7 @@ class ResponsesStreamReader:
         if self._ended:
             return []
         self._ended = True
-        stop = "tool_use" if self._saw_call else "end_turn"
+        stop: neutral.StopReason = "tool_use" if self._saw_call else "end_turn"
         return self._stop_part() + [neutral.MessageStop(stop)]
 
     # ------------------------------------------------------------ parts
@@ -55,7 +55,9 @@ class ResponsesStreamReader:
             return []
         (kind, index), self._open = self._open, None
         # a custom call's input streams inside the JSON text {"input": "..."}: close it
-        closing = [neutral.PartDelta(index, arguments='"}')] if kind == "custom_tool_call" else []
+        closing: list[neutral.Event] = []
+        if kind == "custom_tool_call":
+            closing.append(neutral.PartDelta(index, arguments='"}'))
         return closing + [neutral.PartStop(index)]
 
     def _delta(self, kind: str, **content: str) -> list[neutral.Event]:
@@ -91,8 +93,8 @@ class ResponsesStreamReader:
             if custom:
                 call.tool_kind = "custom"
             out = self._start_part(kind, call)
-            if custom:
-                out.append(neutral.PartDelta(out[-1].index, arguments='{"input": "'))
+            if custom:  # its input streams inside the JSON text {"input": "..."}: open it
+                out.append(neutral.PartDelta(self._next_index - 1, arguments='{"input": "'))
             return out
         return []
 
@@ -166,9 +168,8 @@ class ResponsesStreamReader:
 
     def _on_error(self, data: dict[str, Any]) -> list[neutral.Event]:
         self._ended = True
-        return self._stop_part() + [
-            _stream_error(data.get("error") if isinstance(data.get("error"), dict) else data)
-        ]
+        error = data.get("error")
+        return self._stop_part() + [_stream_error(error if isinstance(error, dict) else data)]
 
 
 _ERROR_STATUS = {
@@ -184,7 +185,7 @@ _LIFECYCLE = ("response.created", "response.queued", "response.in_progress")
 def _stream_error(error: dict[str, Any]) -> neutral.StreamError:
     """An error event or a failed answer's error -> StreamError with the status it means."""
     code = error.get("code") or error.get("type")
-    status = _ERROR_STATUS.get(code, 500)
+    status = _ERROR_STATUS.get(code, 500) if isinstance(code, str) else 500
     return neutral.StreamError(status, error.get("message") or "the upstream stream failed", code)
 
 

@@ -84,7 +84,8 @@ def _empty_copy(part: neutral.Part) -> neutral.Part:
             part.text, part.signature, part.redacted, part.attached, part.summary
         )
     if isinstance(part, neutral.ToolCall):
-        return neutral.ToolCall(part.id, part.name, dict(part.arguments), part.tool_kind)
+        arguments = part.arguments if isinstance(part.arguments, str) else dict(part.arguments)
+        return neutral.ToolCall(part.id, part.name, arguments, part.tool_kind)
     return part
 
 

@@ -22,6 +22,7 @@ from ._anthropic_answer import read_response, write_response
 from ._anthropic_read_request import read_request
 from ._anthropic_stream import AnthropicStreamReader, AnthropicStreamWriter
 from ._anthropic_write_request import write_request
+from .base import StreamReader
 
 BEDROCK_VERSION = "bedrock-2023-05-31"
 # Exceptions InvokeModelWithResponseStream sends in the stream, and their HTTP statuses.
@@ -61,7 +62,8 @@ class AnthropicCodec:
     def read_response(self, payload: Any) -> neutral.Response:
         return read_response(payload)
 
-    def stream_reader(self) -> AnthropicStreamReader:
+    def stream_reader(self) -> StreamReader:
+        """A reader of this codec's stream (Bedrock's wraps Anthropic's events: its own)."""
         return AnthropicStreamReader()
 
     def error_message(self, payload: Any) -> str | None:

@@ -12,6 +12,8 @@ Conventions every reader and writer keeps:
   (`new_call_id()`), unique per call, so parallel calls never collide.
 - Tool call arguments are a JSON object (dict) in whole answers and requests; in streams they
   arrive as JSON text fragments (`PartDelta.arguments`) whose concatenation is that object.
+  One exception: an upstream answer whose arguments text does not parse keeps that text (a str)
+  for the client to see, as streamed fragments would have shown it.
 - `Thinking.signature` is opaque: a writer puts it back exactly where its protocol keeps it.
   Gemini's `thoughtSignature` on a part becomes a `Thinking` part (text maybe empty) placed
   right before the part that carried it, with `Thinking.attached = True`; the Gemini writer
@@ -77,13 +79,17 @@ class Thinking:
     kind: Literal["thinking"] = "thinking"
 
 
+# "custom": a freeform tool (Codex apply_patch); its input is `arguments["input"]` (a str)
+ToolKind = Literal["function", "custom"]
+
+
 @dataclass
 class ToolCall:
     id: str
     name: str
-    arguments: dict[str, Any] = field(default_factory=dict)
-    # "custom": a freeform tool (Codex apply_patch); its input is `arguments["input"]` (a str)
-    tool_kind: Literal["function", "custom"] = "function"
+    # a str: an upstream answer's arguments text that is not JSON, kept as the model wrote it
+    arguments: dict[str, Any] | str = field(default_factory=dict)
+    tool_kind: ToolKind = "function"
     kind: Literal["tool_call"] = "tool_call"
 
 
@@ -97,11 +103,12 @@ class ToolResult:
 
 
 Part = Text | Media | Thinking | ToolCall | ToolResult
+Role = Literal["user", "assistant"]
 
 
 @dataclass
 class Message:
-    role: Literal["user", "assistant"]
+    role: Role
     parts: list[Part] = field(default_factory=list)
 
 
@@ -113,7 +120,7 @@ class Tool:
     name: str
     description: str | None = None
     parameters: dict[str, Any] | None = None  # JSON Schema, passed whole (never sanitised)
-    tool_kind: Literal["function", "custom"] = "function"
+    tool_kind: ToolKind = "function"
     strict: bool | None = None
     # custom (freeform) tools: the grammar or format the client declared, kept for the log
     format: dict[str, Any] | None = None
@@ -127,16 +134,22 @@ class HostedTool:
     config: dict[str, Any] = field(default_factory=dict)
 
 
+ToolChoiceMode = Literal["auto", "none", "required", "tool"]
+
+
 @dataclass
 class ToolChoice:
-    mode: Literal["auto", "none", "required", "tool"] = "auto"
+    mode: ToolChoiceMode = "auto"
     name: str | None = None  # with mode "tool"
     parallel: bool | None = None  # False: at most one call per turn
 
 
+Effort = Literal["minimal", "low", "medium", "high"]
+
+
 @dataclass
 class Reasoning:
-    effort: Literal["minimal", "low", "medium", "high"] | None = None
+    effort: Effort | None = None
     budget_tokens: int | None = None  # Anthropic/Gemini style budget; 0 disables thinking
     enabled: bool | None = None  # explicit on/off where the protocol says so
     include_thoughts: bool = True  # ask for thought text/summaries back
@@ -286,15 +299,25 @@ def text_of(parts: list[Part]) -> str:
 # One table for every codec, so a round trip keeps the user's setting: a protocol that speaks in
 # effort levels and one that speaks in token budgets meet here.
 
-EFFORT_BUDGETS: dict[str, int] = {"minimal": 1024, "low": 4096, "medium": 12288, "high": 32768}
+EFFORT_BUDGETS: dict[Effort, int] = {"minimal": 1024, "low": 4096, "medium": 12288, "high": 32768}
+
+
+def effort_named(name: str) -> Effort | None:
+    """`name` as one of the neutral effort levels, or None when it is none of them: where a
+    reader takes a level from the wire, so a protocol's other words never pass as one."""
+    for effort in EFFORT_BUDGETS:
+        if effort == name:
+            return effort
+    return None
 
 
 def budget_for(effort: str) -> int:
     """Thinking tokens for an effort level (unknown levels count as medium)."""
-    return EFFORT_BUDGETS.get(effort, EFFORT_BUDGETS["medium"])
+    known = effort_named(effort)
+    return EFFORT_BUDGETS[known] if known is not None else EFFORT_BUDGETS["medium"]
 
 
-def effort_for(budget: int) -> str:
+def effort_for(budget: int) -> Effort:
     """The smallest effort level whose budget covers `budget` tokens."""
     for effort, tokens in EFFORT_BUDGETS.items():
         if budget <= tokens:
