@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from dotenv import dotenv_values
@@ -29,6 +29,7 @@ from .settings import (
     AUTH_STYLES,
     LOG_LEVELS,
     Auth,
+    AuthKind,
     AWSCredentials,
     BedrockSettings,
     LogSettings,
@@ -203,7 +204,7 @@ def resolve_auth(value: Any, where: str, aws: AWSCredentials | None = None) -> A
                     f"{where}: auth sigv4 needs an aws block with access_key and secret_key"
                 )
             return Auth("sigv4", aws=aws)
-        return Auth(value)  # type: ignore[arg-type]
+        return Auth(cast(AuthKind, value))  # one of AUTH_STYLES, checked just above
     if callable(value):
         return Auth("custom", provider=value)
     if isinstance(value, str) and re.fullmatch(r"[\w.]+:[\w.]+", value):

@@ -150,9 +150,7 @@ def log_line_for(proxy, model: str, seconds: float = 5.0) -> dict:
     """The last call log line for `model` (the call log is written by a background thread)."""
     deadline = time.monotonic() + seconds
     while True:
-        lines = [
-            line for line in proxy.read_log_lines() if line.get("requested_model") == model
-        ]
+        lines = [line for line in proxy.read_log_lines() if line.get("requested_model") == model]
         if lines or time.monotonic() > deadline:
             assert lines, f"no log line for {model}"
             return lines[-1]
