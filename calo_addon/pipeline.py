@@ -12,6 +12,7 @@ from .model_override import ModelOverride
 from .rollup import Rollup
 from .routing import Router
 from .settings import Settings
+from .state import SharedState
 from .summarizer import Summarizer
 from .translate.signatures import SignatureMemory
 
@@ -37,12 +38,14 @@ class Pipeline:
         settings: Settings,
         transformer: Callable[[str], str] | None,
         signatures: SignatureMemory | None = None,
+        state: SharedState | None = None,
     ) -> Pipeline:
-        """`signatures`: kept across reloads by the addon (a new memory when not given)."""
+        """`signatures`: kept across reloads by the addon (a new memory when not given).
+        `state`: what other processes share (state.py); key pools and the rollup join it."""
         router = Router(settings)
         scrub = redact.Scrubber(settings.secrets())
         summarizer = Summarizer(router, settings.rollup.summarizer_model, mitm.send)
-        return cls(
+        pipeline = cls(
             settings=settings,
             inbound=ProxyKeyCheck(settings.proxy_api_keys, settings.proxy_aws_credentials),
             override=ModelOverride(settings.model_override, transformer),
@@ -54,6 +57,12 @@ class Pipeline:
             signatures=signatures if signatures is not None else SignatureMemory(),
             route_addresses=router.route_addresses(),
         )
+        if state is not None:  # shared state (issue 14): pools' cooldowns, rollup summaries
+            for pool in router.pools():
+                pool.share(state)
+            if pipeline.rollup is not None:
+                pipeline.rollup.share(state)
+        return pipeline
 
     def status(self, down: dict[str, str]) -> str:
         """Keys per route with use counts and cooldowns, the rollup cache, upstreams down."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 # "auto": the credential header of the protocol the call speaks upstream (Gemini x-goog-api-key,
@@ -105,6 +106,16 @@ class BedrockSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    listen: str | None = "127.0.0.1:9464"  # host:port of GET /metrics; None: metrics off
+
+
+@dataclass(frozen=True)
+class StateSettings:
+    redis_url: str | None = None  # redis:// or rediss:// URL; None: state in this process only
+
+
+@dataclass(frozen=True)
 class Settings:
     api_keys: tuple[str, ...] = ()
     proxy_api_keys: tuple[str, ...] = ()
@@ -116,6 +127,8 @@ class Settings:
     rollup: RollupSettings = field(default_factory=RollupSettings)
     log: LogSettings = field(default_factory=LogSettings)
     bedrock: BedrockSettings = field(default_factory=BedrockSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    state: StateSettings = field(default_factory=StateSettings)
     http_port: int = 8000
     max_body_bytes: int = 32 * 1024 * 1024
     key_cooldown_max: float = 300.0
@@ -134,4 +147,12 @@ class Settings:
             for creds in (route.aws, getattr(route.auth, "aws", None)):
                 if creds:
                     found |= {creds.secret_key, creds.session_token or ""}
+        found.add(redis_password(self.state.redis_url) or "")
         return frozenset(s for s in found if s)
+
+
+def redis_password(url: str | None) -> str | None:
+    """The password a Redis URL carries, if any (a secret: scrubbed from every log line)."""
+    if not url:
+        return None
+    return urlsplit(url).password
