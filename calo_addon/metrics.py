@@ -209,16 +209,19 @@ class Metrics:
             record.get("upstream_api"),
         )
         series = self._children.get(key) or self._series(key)
-        requests, duration, ttft, tokens = series
+        requests, duration, ttft, genai, tokens = series
         requests.inc()
         duration.observe(record["latency_ms"] / 1000)
         if ttft is not None and record.get("ttfb_ms") is not None:
             ttft.observe(record["ttfb_ms"] / 1000)
         usage = record.get("usage")
         if usage:
-            for child, field in tokens:
+            for kind, field in TOKEN_TYPES:
                 value = usage.get(field)
                 if value is not None:
+                    child = tokens.get(kind)
+                    if child is None:  # made when first seen: no empty series per kind
+                        child = tokens[kind] = self.tokens.labels(*genai, kind)
                     child.observe(value)
         if record.get("retries"):
             self.retries.labels(route).inc(len(record["retries"]))
@@ -243,7 +246,8 @@ class Metrics:
             self.requests.labels(api, route, status_class(status), self.name_label(client)),
             self.duration.labels(*genai, error),
             self.ttft.labels(*genai) if not error else None,
-            tuple((self.tokens.labels(*genai, kind), field) for kind, field in TOKEN_TYPES),
+            genai,
+            {},  # token type -> its series, made when first seen
         )
         if len(self._children) < 100_000:  # bounded: every part of the key is
             self._children[key] = series
