@@ -49,7 +49,9 @@ class Instance:
 
     def diagnostics(self, text: str) -> list[str]:
         lines = self.proxy.read_log_lines()
-        return [x["message"] for x in lines if x.get("kind") == "diagnostic" and text in x["message"]]
+        return [
+            x["message"] for x in lines if x.get("kind") == "diagnostic" and text in x["message"]
+        ]
 
 
 @pytest.fixture
@@ -195,7 +197,9 @@ def test_a_key_cooled_while_redis_was_down_is_shared_when_it_is_back(pair, fake,
     wait_metric(b.metrics, "calo_keys_cooling", 1, route="default")
 
 
-def test_a_late_instance_learns_what_the_others_did(tmp_path, pair, fake, redis_server, proxy_launcher):
+def test_a_late_instance_learns_what_the_others_did(
+    tmp_path, pair, fake, redis_server, proxy_launcher
+):
     a, _ = pair
     cool_k1_on(a, fake)
     cwd: Path = tmp_path / "late"
