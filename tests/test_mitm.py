@@ -62,3 +62,16 @@ def test_close_upstream_without_a_connection_is_false():
 
     with taddons.context():
         assert mitm.close_upstream(tflow.tflow()) is False
+
+
+def test_tcp_listeners_are_bound_in_one_method_share_listening_port_replaces():
+    """mitm.share_listening_port (gemini-calo --workers) replaces AsyncioServerInstance.listen:
+    it must still be the method that binds TCP listeners, with (host, port), by
+    asyncio.start_server, and without reuse_port of its own."""
+    from mitmproxy.proxy import mode_servers
+
+    listen = mode_servers.AsyncioServerInstance.listen
+    assert list(inspect.signature(listen).parameters) == ["self", "host", "port"]
+    source = inspect.getsource(listen)
+    assert "asyncio.start_server(self.handle_stream, host, port)" in source
+    assert "reuse_port" not in inspect.getsource(mode_servers)
