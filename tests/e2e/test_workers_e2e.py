@@ -7,13 +7,12 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import threading
 
 import httpx
 import pytest
 
-from tests.e2e.launch import BIN, clean_env, free_port, wait_for
+from tests.e2e.calo_process import CaloProcess
+from tests.e2e.launch import wait_for
 from tests.e2e.scrape import metric, scrape, wait_metric
 from tests.fake_llm import FakeLLM
 
@@ -21,52 +20,7 @@ pytestmark = pytest.mark.timeout(240)
 
 GENERATE = "/v1beta/models/gemini-2.5-flash:generateContent"
 BODY = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
-
-
-class Launcher:
-    """`gemini-calo --workers N` as a user runs it, its output read as it comes."""
-
-    def __init__(self, cwd, env: dict[str, str], workers: int = 2, port: int | None = None):
-        self.port = port or free_port()
-        self.metrics = f"127.0.0.1:{free_port()}"
-        self.log = cwd / "calo.log"
-        full = clean_env(
-            GEMINI_CALO_HTTP_PORT=str(self.port),
-            GEMINI_CALO_METRICS_LISTEN=self.metrics,
-            GEMINI_CALO_LOG_FILE=str(self.log),
-            GEMINI_CALO_LOG_LEVEL="INFO",
-            **env,
-        )
-        argv = [str(BIN / "gemini-calo"), "--workers", str(workers), "--listen-host", "127.0.0.1"]
-        argv += ["--set", f"confdir={cwd / 'mitm'}"]
-        self.proc = subprocess.Popen(
-            argv, cwd=cwd, env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        self.output: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.output.append(line)
-
-    def said(self, text: str) -> int:
-        return sum(text in line for line in self.output)
-
-    def records(self) -> list[dict]:
-        import json
-
-        if not self.log.exists():
-            return []
-        lines = [json.loads(x) for x in self.log.read_text().splitlines() if x.strip()]
-        return [x for x in lines if x.get("kind") == "call"]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # Ctrl-C
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+WORKERS = ["--workers", "2"]
 
 
 @pytest.fixture
@@ -83,7 +37,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def serve(launcher: Launcher, count: int) -> None:
+def serve(launcher: CaloProcess, count: int) -> None:
     """`count` calls, each on a connection of its own (the kernel spreads connections)."""
     for _ in range(count):
         answer = httpx.post(
@@ -100,7 +54,7 @@ def test_two_workers_serve_one_port_and_metrics_are_summed(tmp_path, upstream, r
         "GEMINI_CALO_BASE_URL": upstream.url,
         "GEMINI_CALO_REDIS_URL": redis_server.url,
     }
-    launcher = Launcher(tmp_path, env)
+    launcher = CaloProcess(tmp_path, env, WORKERS)
     try:
         assert wait_for(lambda: launcher.said("listening at") == 2, 60), launcher.output
         serve(launcher, 40)
@@ -139,7 +93,7 @@ def test_two_workers_serve_one_port_and_metrics_are_summed(tmp_path, upstream, r
 
 def test_workers_without_redis_refuse_to_start_in_one_line(tmp_path, upstream):
     env = {"GEMINI_CALO_API_KEYS": "k1", "GEMINI_CALO_BASE_URL": upstream.url}
-    launcher = Launcher(tmp_path, env)
+    launcher = CaloProcess(tmp_path, env, WORKERS)
     assert launcher.proc.wait(30) == 2
     launcher.stop()
     assert wait_for(lambda: launcher.output)
@@ -167,7 +121,7 @@ def test_workers_on_a_port_in_use_refuse_to_start_in_one_line(
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        launcher = Launcher(tmp_path, env, port=port)
+        launcher = CaloProcess(tmp_path, env, WORKERS, port=port)
         assert launcher.proc.wait(30) == 2
         launcher.stop()
     assert wait_for(lambda: launcher.output)
