@@ -84,6 +84,7 @@ class Calo:
         # issue 14: state shared with other processes (state.py), and Prometheus metrics
         self.state: SharedState | None = None
         self.metrics: metrics.Metrics | None = None
+        self._redis_url: str | None = None
         self._running = False
 
     # ------------------------------------------------------------ lifecycle
@@ -326,7 +327,11 @@ class Calo:
         """calo_addon's keys per route with their use counts, and upstreams known to be down."""
         if self.pipeline is None:
             return "calo_addon: no valid configuration"
-        return self.pipeline.status(self.health.snapshot())
+        status = self.pipeline.status(self.health.snapshot())
+        if self.state is not None:
+            sharing = "up" if self.state.up else "unreachable: serving on this process's state"
+            status += f"\nshared state: {self.state.describe()} ({sharing})"
+        return status
 
 
 def _stamp(source: str) -> tuple[float, int] | None:

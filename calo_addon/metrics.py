@@ -156,6 +156,7 @@ class Metrics:
         self._admitted = 0
         self._children: dict[tuple, tuple] = {}  # label values -> the series they feed
         self._providers: dict[tuple[str | None, str], str] = {}
+        self._failed = False
 
     # ------------------------------------------------------------ serving
 
@@ -193,7 +194,16 @@ class Metrics:
     # ------------------------------------------------------------ one call
 
     def observe(self, record: dict[str, Any]) -> None:
-        """Count one call from its log record."""
+        """Count one call from its log record. Never fails the call: a record it cannot read
+        is said once in the log."""
+        try:
+            self._observe(record)
+        except Exception as e:  # noqa: BLE001 - metrics never break a call
+            if not self._failed:
+                self._failed = True
+                logger.warning("metrics: a call was not counted (%s: %s)", type(e).__name__, e)
+
+    def _observe(self, record: dict[str, Any]) -> None:
         status = record.get("status")
         route = record.get("route") or ""
         key = (

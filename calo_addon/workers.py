@@ -109,9 +109,9 @@ class Workers:
             code = os.waitstatus_to_exitcode(status)
             self.procs[number].returncode = code
             _forget(pid, self.metrics_dir)
-            if time.monotonic() - launched < YOUNG and code != 0:
-                self.stop()
-                return code  # it said why on stderr; every worker would fail alike
+            if time.monotonic() - launched < YOUNG and code > 0:
+                self.stop()  # a start that failed (it said why on stderr): all would, alike
+                return code
             self.restart(number, pid, code)
 
     def restart(self, number: int, pid: int, code: int) -> None:
