@@ -19,7 +19,9 @@ and prints the ratios the issue sets targets for (reported, never asserted):
 
 Each case runs --repeats times, the order alternating (m o r w, then w r o m, ...) to spread
 the noise of a shared machine; the table uses the best run of each case and prints the ratio
-of the medians beside it. The load generator is one asyncio process with --concurrency raw
+of the medians beside it, and how busy the proxy's processes were (cores) and their CPU time
+per call: on a machine whose cores other work shares, two workers can only go as far as the
+cores left to them, and an unchanged CPU time per call says they cost nothing more. The load generator is one asyncio process with --concurrency raw
 keep-alive connections; the kernel spreads connections over the workers (SO_REUSEPORT) by a
 hash, so many connections even the split out.
 
@@ -50,6 +52,7 @@ CASES = {
     "w": "--workers 2, Redis, metrics on",
 }
 TARGETS = (("w", "r", 1.6), ("r", "m", 0.90), ("m", "o", 0.97))
+METRICS_OFF = {"GEMINI_CALO_METRICS_LISTEN": "off"}
 
 
 def small_request(port: int) -> bytes:
@@ -133,7 +136,9 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=32, help="keep-alive connections (32)")
     ap.add_argument("--repeats", type=int, default=3, help="runs per case, order alternating (3)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 s per case, 1 repeat")
+    ap.add_argument("--cases", default="m,o,r,w", help="comma list of m,o,r,w (all)")
     args = ap.parse_args()
+    chosen = [c for c in CASES if c in args.cases.split(",")]
     if args.quick:
         args.duration, args.warmup, args.repeats = 1.0, 0.5, 1
     args.repeats = max(1, min(args.repeats, 20))
@@ -155,18 +160,21 @@ def main() -> int:
             redis = Redis(tmp)
             procs.append(redis)
             shared = {"GEMINI_CALO_REDIS_URL": redis.url}
-            servers = {
-                "m": Mitmdump("m", up, tmp, addon=True, env=metrics_on()),
-                "o": Mitmdump("o", up, tmp, addon=True, env={"GEMINI_CALO_METRICS_LISTEN": "off"}),
-                "r": Mitmdump("r", up, tmp, addon=True, env={**shared, **metrics_on()}),
-                "w": Workers(up, tmp, {**shared, **metrics_on()}),
+            make = {
+                "m": lambda: Mitmdump("m", up, tmp, addon=True, env=metrics_on()),
+                "o": lambda: Mitmdump("o", up, tmp, addon=True, env=METRICS_OFF),
+                "r": lambda: Mitmdump("r", up, tmp, addon=True, env={**shared, **metrics_on()}),
+                "w": lambda: Workers(up, tmp, {**shared, **metrics_on()}),
             }
+            servers = {case: make[case]() for case in chosen}
             procs += servers.values()
             ports = {case: server.wait_port() for case, server in servers.items()}
-            print("ports: " + ", ".join(f"{c} {ports[c]}" for c in CASES), flush=True)
-            cases = list(CASES)
+            print("ports: " + ", ".join(f"{c} {ports[c]}" for c in chosen), flush=True)
+            cases = chosen
             for rep in range(args.repeats):
                 for case in cases if rep % 2 == 0 else cases[::-1]:
+                    pid = servers[case].pid
+                    cpu_before, wall_before = cpu_seconds(pid), time.monotonic()
                     r = run_load(
                         ports[case],
                         small_request(ports[case]),
@@ -174,10 +182,14 @@ def main() -> int:
                         args.warmup,
                         args.duration,
                     )
+                    wall = time.monotonic() - wall_before
+                    r["cores"] = (cpu_seconds(pid) - cpu_before) / wall
                     results[case].append(r)
                     print(
                         f"  run {rep + 1} {case} ({CASES[case]}): {r['rps']:7.0f} rps "
-                        f"(p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms)" + fmt_errors(r),
+                        f"(p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms; proxy busy "
+                        f"{r['cores']:.2f} cores, {1000 * r['cores'] / r['rps']:.2f} ms CPU "
+                        "per call)" + fmt_errors(r),
                         flush=True,
                     )
         finally:
@@ -185,24 +197,52 @@ def main() -> int:
                 proc.stop()
         split = _worker_split(os.path.join(tmp, "calo-workers.log"))
 
-    best = {c: max(r["rps"] for r in rs) for c, rs in results.items()}
-    median = {c: statistics.median(r["rps"] for r in rs) for c, rs in results.items()}
-    print(f"\n{'case':34} {'best rps':>9} {'median':>9}")
-    for case, label in CASES.items():
-        print(f"{case} {label:32} {best[case]:9.0f} {median[case]:9.0f}")
+    best = {c: max(r["rps"] for r in rs) for c, rs in results.items() if rs}
+    median = {c: statistics.median(r["rps"] for r in rs) for c, rs in results.items() if rs}
+    cores = {c: statistics.median(r["cores"] for r in rs) for c, rs in results.items() if rs}
+    print(f"\n{'case':34} {'best rps':>9} {'median':>9} {'cores':>6} {'CPU ms/call':>12}")
+    for case in chosen:
+        per_call = 1000 * cores[case] / median[case]
+        print(
+            f"{case} {CASES[case]:32} {best[case]:9.0f} {median[case]:9.0f} "
+            f"{cores[case]:6.2f} {per_call:12.2f}"
+        )
     print(f"\n{'ratio':10} {'best':>6} {'median':>7} {'target':>7}  result")
     for top, bottom, target in TARGETS:
+        if top not in best or bottom not in best:
+            continue
         ratio = best[top] / best[bottom]
         ratio_median = median[top] / median[bottom]
         verdict = "PASS" if ratio >= target else "MISS"
         print(f"{top} / {bottom}      {ratio:6.2f} {ratio_median:7.2f} {target:7.2f}  {verdict}")
-    print(f"w / m      {best['w'] / best['m']:6.2f} {median['w'] / median['m']:7.2f}")
+    if "w" in best and "m" in best:
+        print(f"w / m      {best['w'] / best['m']:6.2f} {median['w'] / median['m']:7.2f}")
     if split:
         print(f"calls per worker in (w): {split}")
     if any(r["errors"] for rs in results.values() for r in rs):
         print("!! some requests failed: see the ERRORS on the per-run lines above")
     print(f"\ntotal time {time.monotonic() - started:.0f}s")
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of a process and of its children (a launcher's workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as f:
+            pids += [int(child) for child in f.read().split()]
+    except OSError:
+        pass
+    for one in pids:
+        try:
+            with open(f"/proc/{one}/stat", encoding="ascii") as f:
+                fields = f.read().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        except OSError:
+            continue
+    return total
 
 
 def metrics_on() -> dict[str, str]:
