@@ -94,8 +94,10 @@ def test_two_workers_serve_one_port_and_metrics_are_summed(tmp_path, upstream, r
 def test_workers_without_redis_refuse_to_start_in_one_line(tmp_path, upstream):
     env = {"GEMINI_CALO_API_KEYS": "k1", "GEMINI_CALO_BASE_URL": upstream.url}
     launcher = CaloProcess(tmp_path, env, WORKERS)
-    assert launcher.proc.wait(30) == 2
-    launcher.stop()
+    try:
+        assert launcher.proc.wait(30) == 2
+    finally:
+        launcher.stop()
     assert wait_for(lambda: launcher.output)
     assert launcher.output == [
         (
@@ -122,8 +124,10 @@ def test_workers_on_a_port_in_use_refuse_to_start_in_one_line(
         holder.listen()
         port = holder.getsockname()[1]
         launcher = CaloProcess(tmp_path, env, WORKERS, port=port)
-        assert launcher.proc.wait(30) == 2
-        launcher.stop()
+        try:
+            assert launcher.proc.wait(30) == 2
+        finally:
+            launcher.stop()
     assert wait_for(lambda: launcher.output)
     assert launcher.output == [
         (
