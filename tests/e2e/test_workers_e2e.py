@@ -135,3 +135,21 @@ def test_workers_on_a_port_in_use_refuse_to_start_in_one_line(
             "it or choose another port (-p PORT; GEMINI_CALO_HTTP_PORT)\n"
         )
     ]
+
+
+def test_workers_stop_when_the_launcher_is_killed_outright(tmp_path, upstream, redis_server):
+    env = {
+        "GEMINI_CALO_API_KEYS": "k1",
+        "GEMINI_CALO_BASE_URL": upstream.url,
+        "GEMINI_CALO_REDIS_URL": redis_server.url,
+    }
+    launcher = CaloProcess(tmp_path, env, WORKERS)
+    try:
+        assert wait_for(lambda: launcher.said("listening at") == 2, 60), launcher.output
+        with open(f"/proc/{launcher.proc.pid}/task/{launcher.proc.pid}/children") as f:
+            workers = [int(pid) for pid in f.read().split()]
+        assert len(workers) == 2
+        launcher.proc.kill()  # SIGKILL: the launcher cannot stop them itself
+        assert wait_for(lambda: not any(pid_alive(p) for p in workers), 30)
+    finally:
+        launcher.stop()
