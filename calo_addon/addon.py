@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import weakref
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from mitmproxy.exceptions import OptionsError
 from mitmproxy.proxy.mode_specs import ReverseMode
 
 from . import config as cfg
-from . import mitm, startup
+from . import metrics, mitm, startup
 from .answer import Answerer
 from .body import after_cut, cut_by_mitmproxy, limit_mitmproxy_bodies
 from .call import Call
@@ -24,8 +25,10 @@ from .dialects import api_host, dialect_for_path
 from .failover import is_prepared
 from .forward import Forwarder
 from .inbound_auth import Presented, take_client_credentials
+from .metrics_live import Live
 from .pipeline import Pipeline
 from .routing import normal_host
+from .state import SharedState, open_state
 from .timeouts import sweep
 from .translation import Memory
 from .upstream_health import UpstreamHealth
@@ -79,6 +82,11 @@ class Calo:
             weakref.WeakKeyDictionary()
         )
         self._body_limit: str | None = None  # the body_size_limit we set (body.py says why)
+        # issue 14: state shared with other processes (state.py), and Prometheus metrics
+        self.state: SharedState | None = None
+        self.metrics: metrics.Metrics | None = None
+        self._redis_url: str | None = None
+        self._running = False
 
     # ------------------------------------------------------------ lifecycle
 
@@ -122,7 +130,13 @@ class Calo:
         if self.pipeline is not None and settings == self.pipeline.settings:
             return  # nothing changed (or a refused change rolled back): keep keys' state and cache
         self.usage = open_store(settings, self.usage)
-        pipeline = Pipeline.build(settings, self._transformer, self.memory, self.usage)
+        self._share_state(settings.state.redis_url)
+        pipeline = Pipeline.build(settings, self._transformer, self.memory, self.usage, self.state)
+        self.metrics = metrics.configure(
+            self.metrics, settings.metrics.listen, pipeline.scrub, self._live
+        )
+        if self.metrics is not None and self._running:
+            self.metrics.start()
         old, self.pipeline = self.pipeline, pipeline
         if old is not None:
             old.log.stop()
@@ -132,13 +146,32 @@ class Calo:
         )
         logger.info("calo_addon configured from %s", settings.source)
 
+    def _share_state(self, redis_url: str | None) -> None:
+        """The state shared with other processes: chosen by the first configuration (a change
+        of state.redis_url takes a restart: the keys' and summaries' state would be split)."""
+        if self.state is None:
+            self.state = open_state(redis_url)
+            self.health.share(self.state)
+            self.memory.signatures.share(self.state)
+            self._redis_url = redis_url
+        elif redis_url != self._redis_url:
+            logger.warning("calo_addon: state.redis_url changed; it takes effect on restart")
+
+    def _live(self) -> Live:
+        return Live(self.pipeline, self.health, self.state or SharedState(), self.memory.signatures)
+
     def running(self) -> None:
         startup.unwatch()
         loop = asyncio.get_running_loop()
+        self._running = True
         self._tasks = [
             loop.create_task(self._watch_config_file()),
             loop.create_task(sweep(lambda: ((f, c.deadline) for f, c in self._calls.items()))),
         ]
+        if self.state is not None:
+            self._tasks.append(loop.create_task(self.state.start()))
+        if self.metrics is not None:
+            self.metrics.start()
 
     async def _watch_config_file(self) -> None:
         """Reload when the YAML file changes; a config that cannot work is refused, old kept."""
@@ -155,6 +188,12 @@ class Calo:
     def done(self) -> None:
         for task in self._tasks:
             task.cancel()
+        if self.metrics is not None:
+            self.metrics.stop()
+        if self.state is not None and self._running:
+            with contextlib.suppress(RuntimeError):  # no loop left: the process is ending
+                asyncio.get_running_loop().create_task(self.state.stop())
+        self._running = False
         if self.pipeline is not None:
             self.pipeline.log.stop()
         if self.usage is not None:
@@ -283,7 +322,9 @@ class Calo:
     ) -> None:
         log = self.pipeline.log if self.pipeline else call.pipeline.log  # the current file
         call.pipeline.clients.charge(call.client, call.usage)  # before the line: it is done
-        call.finish(flow, status, error, log)
+        record = call.finish(flow, status, error, log)
+        if self.metrics is not None:
+            self.metrics.observe(record)
 
     # ------------------------------------------------------------ commands
 
@@ -292,7 +333,11 @@ class Calo:
         """calo_addon's keys per route with their use counts, and upstreams known to be down."""
         if self.pipeline is None:
             return "calo_addon: no valid configuration"
-        return self.pipeline.status(self.health.snapshot())
+        status = self.pipeline.status(self.health.snapshot())
+        if self.state is not None:
+            sharing = "up" if self.state.up else "unreachable: serving on this process's state"
+            status += f"\nshared state: {self.state.describe()} ({sharing})"
+        return status
 
     @command.command("calo.usage")
     def usage_report(self) -> str:

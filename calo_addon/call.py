@@ -7,6 +7,7 @@ They are the same dialect unless the call is translated (`translation`).
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,8 +29,10 @@ from .translate import neutral
 from .translate.accumulate import Accumulator
 from .translate.base import StreamReader
 from .translation import Translation
+from .workers import worker_number
 
 MAX_DUMP = 65536  # bytes of a body a DEBUG line shows
+WORKER = f"{worker_number()}:{os.getpid()}" if worker_number() is not None else None
 
 
 @dataclass
@@ -141,8 +144,8 @@ class Call:
 
     def finish(
         self, flow: http.HTTPFlow, status: int | None, error: str | None, log: CallLog
-    ) -> None:
-        """Write the call's log line and its mitmweb comment."""
+    ) -> dict[str, Any]:
+        """Write the call's log line and its mitmweb comment; return the record (metrics)."""
         label_query(flow.request, self.sent)
         record = self.record(status, error)
         if log.debug:
@@ -152,6 +155,7 @@ class Call:
         flow.comment = self.pipeline.scrub(comment(record))
         if error or (status or 0) >= 400:
             flow.marked = ":red_circle:"
+        return record
 
     def record(self, status: int | None, error: str | None) -> dict[str, Any]:
         """The call's JSON log line."""
@@ -176,6 +180,8 @@ class Call:
             "usage": usage_dict(self.usage),
             "rollup_applied": self.rollup.used if self.rollup else None,
         }
+        if WORKER is not None:  # gemini-calo --workers N: which process served the call
+            record["worker"] = WORKER
         translated = self.translation
         optional = {
             "upstream_api": self.wire.name
@@ -188,6 +194,7 @@ class Call:
             "answered_by_proxy": self.answered,
             "dropped": translated.dropped if translated and translated.dropped else None,
             "refused": self.refused.message if self.refused else None,
+            "rollup_saved_bytes": self.rollup.saved if self.rollup else None,
             "cooled": self.cooled,
             "retries": self.retries or None,
             "error": error,

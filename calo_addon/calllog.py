@@ -9,9 +9,11 @@ Every module logs through `logger` ("calo_addon"), whose filter scrubs every con
 from each message and traceback before any handler sees it: the log file, mitmproxy's console
 and mitmweb's event log alike.
 
-Lines go to a buffered file from the event loop and are flushed a moment later: a write is a
+Lines are gathered in memory from the event loop and written a moment later: a line is a
 memory copy, and the flush (one syscall for many lines) is batched. A writer thread was tried
-and cost throughput: it contends with the event loop for the GIL on every line.
+and cost throughput: it contends with the event loop for the GIL on every line. Each flush is
+one write() of whole lines to a file opened with O_APPEND, so processes that share the file
+(`gemini-calo --workers N`) never cut each other's lines.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import os
 import traceback
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any
 
 import orjson
 
@@ -29,6 +32,7 @@ from . import redact
 
 logger = logging.getLogger("calo_addon")
 FLUSH_AFTER = 0.2  # seconds
+FLUSH_BYTES = 1 << 16  # gathered bytes that are written at once, without waiting
 
 
 def now_iso(when: float | None = None) -> str:
@@ -63,13 +67,15 @@ class CallLog:
         self.debug = level == "DEBUG"
         self.scrub = scrub
         self._level = getattr(logging, level)
-        self._file: TextIO | None = None
+        self._fd: int | None = None
+        self._lines: list[str] = []
+        self._gathered = 0
         self._flush_pending = False
         self._handler = _DiagnosticsHandler(self)
         self._handler.setLevel(self._level)
 
     def start(self) -> None:
-        self._file = open(self.path, "a", encoding="utf-8", buffering=1 << 16)  # noqa: SIM115
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         _filter.scrub = self.scrub
         # the logger passes INFO on to mitmproxy's console too; the file takes log.level
         logger.setLevel(logging.DEBUG if self.debug else logging.INFO)
@@ -77,18 +83,22 @@ class CallLog:
 
     def stop(self) -> None:
         logger.removeHandler(self._handler)
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            self._flush()
+            os.close(self._fd)
+            self._fd = None
 
     def write(self, record: dict[str, Any]) -> None:
         self.write_line(self.scrub(orjson.dumps(record, default=str).decode()))
 
     def write_line(self, line: str) -> None:
-        if self._file is None:
+        if self._fd is None:
             return
-        self._file.write(line + "\n")
-        if not self._flush_pending:
+        self._lines.append(line + "\n")
+        self._gathered += len(line) + 1
+        if self._gathered >= FLUSH_BYTES:
+            self._flush()
+        elif not self._flush_pending:
             self._flush_pending = True
             try:
                 asyncio.get_running_loop().call_later(FLUSH_AFTER, self._flush)
@@ -97,8 +107,12 @@ class CallLog:
 
     def _flush(self) -> None:
         self._flush_pending = False
-        if self._file is not None:
-            self._file.flush()
+        if self._fd is None or not self._lines:
+            return
+        data = "".join(self._lines).encode()
+        self._lines, self._gathered = [], 0
+        while data:  # a regular file takes it whole; a partial write goes on where it stopped
+            data = data[os.write(self._fd, data) :]
 
 
 class _DiagnosticsHandler(logging.Handler):

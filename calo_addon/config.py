@@ -33,6 +33,7 @@ from .settings import (
     AWSCredentials,
     BedrockSettings,
     LogSettings,
+    MetricsSettings,
     RollupSettings,
     RouteConfig,
     Settings,
@@ -185,6 +186,36 @@ def _mapping(value: Any, where: str, known: set[str] | frozenset[str]) -> dict[s
             f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})"
         )
     return value
+
+
+def listen_address(value: Any, where: str) -> str | None:
+    """`host:port`, `[v6]:port` or a bare port (on 127.0.0.1) for a listener; `off` for none."""
+    text = str(value).strip()
+    if text.lower() in ("off", "false", "no", "0", "none"):
+        return None
+    host, _, port = text.rpartition(":")
+    host = host or "127.0.0.1"
+    if (
+        not port.isdigit()
+        or not 0 < int(port) < 65536
+        or not re.fullmatch(r"[\w.-]+|\[[\w:.%]+\]", host)
+    ):
+        raise ConfigError(f"{where}: expected host:port or off, got {value!r}")
+    return f"{host}:{int(port)}"
+
+
+def redis_url(value: Any, where: str) -> str | None:
+    """A redis://, rediss:// or unix:// URL. The value is never shown: it may hold a password."""
+    text = str(value).strip()
+    if not text:
+        return None
+    scheme = text.partition("://")[0].lower() if "://" in text else ""
+    if scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(
+            f"{where}: expected a redis://[:password@]host:port/db URL (or rediss://, unix://); "
+            f"the value given has {f'scheme {scheme!r}' if scheme else 'no scheme'}"
+        )
+    return text
 
 
 # ---------------------------------------------------------------- auth and routes
@@ -382,11 +413,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("bedrock.default_region", text, "GEMINI_CALO_BEDROCK_REGION", "bedrock_default_region"),
     Setting("clients", clients, None, "clients"),
     Setting("state.usage_db", usage_db, "GEMINI_CALO_USAGE_DB", "usage_db"),
+    Setting("metrics.listen", listen_address, "GEMINI_CALO_METRICS_LISTEN", "metrics_listen"),
+    Setting("state.redis_url", redis_url, "GEMINI_CALO_REDIS_URL", "redis_url"),
 )
 SECTIONS: dict[str, type] = {
     "rollup": RollupSettings,
     "log": LogSettings,
     "bedrock": BedrockSettings,
+    "metrics": MetricsSettings,
     "state": StateSettings,
 }
 PYTHON_NAMES = {s.python: s for s in SETTINGS if s.python}

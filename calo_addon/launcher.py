@@ -1,6 +1,7 @@
 """`gemini-calo` and `python -m calo_addon`: mitmdump (or mitmweb with --web) running the addon
 in reverse mode on GEMINI_CALO_HTTP_PORT (default 8000), towards the configured base_url.
-Extra arguments go to mitmproxy.
+Extra arguments go to mitmproxy. `--workers N` runs N mitmdump processes on that one port
+(workers.py).
 """
 
 from __future__ import annotations
@@ -23,8 +24,27 @@ def mitmproxy_args(settings: Settings, extra: list[str]) -> list[str]:
     return args + extra
 
 
+def take_workers(argv: list[str]) -> tuple[int, list[str]]:
+    """(`--workers N`, the other arguments); N is 1 when not given."""
+    rest, count, i = [], "1", 0
+    while i < len(argv):
+        if argv[i] == "--workers" and i + 1 < len(argv):
+            count, i = argv[i + 1], i + 2
+            continue
+        if argv[i].startswith("--workers="):
+            count = argv[i].partition("=")[2]
+        else:
+            rest.append(argv[i])
+        i += 1
+    if not count.isdigit() or int(count) < 1:
+        print(f"gemini-calo: --workers expects a number >= 1, got {count!r}", file=sys.stderr)
+        sys.exit(2)
+    return int(count), rest
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    workers, argv = take_workers(argv)
     web = "--web" in argv
     extra = [a for a in argv if a != "--web"]
     config_path = next((a.split("=", 1)[1] for a in extra if a.startswith("calo_config=")), None)
@@ -33,6 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     except cfg.ConfigError as e:
         print(f"gemini-calo: {e}", file=sys.stderr)
         sys.exit(2)
+    if workers > 1:
+        sys.exit(_serve_workers(workers, web, settings, extra))
     from mitmproxy.tools import main as mitm
 
     from . import startup
@@ -41,6 +63,23 @@ def main(argv: list[str] | None = None) -> None:
         (mitm.mitmweb if web else mitm.mitmdump)(mitmproxy_args(settings, extra))
     except OSError as e:  # raised, not logged: mitmweb's own web server failing to listen
         sys.exit(f"gemini-calo: {startup.summary(str(e))}")
+
+
+def _serve_workers(count: int, web: bool, settings: Settings, extra: list[str]) -> int:
+    from . import workers
+
+    try:
+        if web:
+            raise workers.Refused("--workers runs mitmdump: mitmweb (--web) serves one process")
+        return workers.serve(
+            count,
+            mitmproxy_args(settings, extra),
+            settings.state.redis_url,
+            settings.metrics.listen,
+        )
+    except workers.Refused as refused:
+        print(f"gemini-calo: {refused}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -29,6 +29,13 @@ against the installed mitmproxy and fails loudly when an upgrade moves it.
    HTTP/1 server layer write a zero-length chunk (`%x\r\n%s\r\n`, proxy/layers/http/
    _http1.py), which is the end of a chunked body: the client stops reading while the upstream
    still sends. A list of chunks is also accepted there, and an empty one sends nothing.
+7. `share_listening_port`: `gemini-calo --workers N` runs N mitmdump processes on one port.
+   mitmproxy binds each TCP listener with `asyncio.start_server(self.handle_stream, host,
+   port)` in `AsyncioServerInstance.listen` (proxy/mode_servers.py), without `reuse_port`, so
+   a second process's bind fails with EADDRINUSE. In a worker (only there), TCP listeners are
+   bound the same way with `reuse_port=True`: every worker's socket has SO_REUSEPORT, and the
+   Linux kernel spreads incoming connections over them (by a hash of each connection's
+   addresses). No process of ours sits in the data path.
 """
 
 from __future__ import annotations
@@ -161,3 +168,24 @@ async def _close_when_done(task: asyncio.Task, writer: Any) -> None:
     await asyncio.wait([task], timeout=CLOSE_WAIT)
     if task.done() and not writer.is_closing():
         writer.close()  # the 413 queued before it still goes out first
+
+
+# ---------------------------------------------------------------- one port, N processes
+
+
+def share_listening_port() -> None:
+    """Bind mitmproxy's TCP listeners with SO_REUSEPORT in this process (see 5. above). Call
+    before mitmproxy starts; only in a worker of `gemini-calo --workers N`."""
+    from mitmproxy.proxy.mode_servers import AsyncioServerInstance
+
+    original = AsyncioServerInstance.listen
+    if getattr(original, "shares_port", False):
+        return
+
+    async def listen(self, host: str, port: int) -> list:
+        if self.mode.transport_protocol != "tcp" or port == 0:
+            return await original(self, host, port)  # UDP modes, or a port of its own
+        return [await asyncio.start_server(self.handle_stream, host, port, reuse_port=True)]
+
+    listen.shares_port = True  # type: ignore[attr-defined]
+    AsyncioServerInstance.listen = listen  # type: ignore[method-assign]

@@ -13,6 +13,7 @@ from .model_override import ModelOverride
 from .rollup import Rollup
 from .routing import Router
 from .settings import Settings
+from .state import SharedState
 from .summarizer import Summarizer
 from .translation import Memory
 from .usage import UsageStore
@@ -41,13 +42,15 @@ class Pipeline:
         transformer: Callable[[str], str] | None,
         memory: Memory | None = None,
         usage: UsageStore | None = None,
+        state: SharedState | None = None,
     ) -> Pipeline:
         """`memory`, `usage`: kept across reloads by the addon (new, in memory, when not
-        given)."""
+        given). `state`: what other processes share (state.py); key pools, the rollup and the
+        signature memory join it."""
         router = Router(settings)
         scrub = redact.Scrubber(settings.secrets())
         summarizer = Summarizer(router, settings.rollup.summarizer_model, mitm.send)
-        return cls(
+        pipeline = cls(
             settings=settings,
             inbound=ProxyKeyCheck.from_settings(settings),
             override=ModelOverride(settings.model_override, transformer),
@@ -60,6 +63,12 @@ class Pipeline:
             route_addresses=router.route_addresses(),
             clients=ClientGate(dict(settings.clients), usage),
         )
+        if state is not None:  # shared state (issue 14): pools' cooldowns, rollup summaries
+            for pool in router.pools():
+                pool.share(state)
+            if pipeline.rollup is not None:
+                pipeline.rollup.share(state)
+        return pipeline
 
     def status(self, down: dict[str, str]) -> str:
         """Keys per route with use counts and cooldowns, the rollup cache, upstreams down."""

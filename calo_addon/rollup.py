@@ -16,6 +16,9 @@ none of its text. A key that matches is then verified turn by turn, in C (tuple 
 two conversations never mix, whatever they share. The seed instead serialised and hashed every
 prefix messages[:i], quadratic in the length of the conversation.
 
+Shared (`share`, with state.redis_url): a summary made by one process is sent to the others
+with the turns it summarises (canonical turns are the same in every process), so the next
+turn of that conversation is rolled up whichever process it reaches.
 """
 
 from __future__ import annotations
@@ -24,15 +27,19 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cachetools import Cache, LRUCache, TTLCache
 
 from .calllog import logger
 from .dialects import Operation
-from .dialects.base import Turn
+from .dialects.base import Turn, digest
 from .settings import RollupSettings
 
+if TYPE_CHECKING:
+    from .state import SharedState, Space
+
+SHARED_TTL = 24 * 3600.0  # seconds a shared summary lives when rollup.ttl is unset
 SUMMARY_PREAMBLE = "Summary of the earlier part of this conversation:"
 PROMPT = (
     "Summarise the conversation below for the assistant that continues it. Keep every fact, "
@@ -82,6 +89,7 @@ class Plan:
     used: str | None = None  # "summary" | "verbatim" | None
     cut: int = 0  # leading turns replaced by the summary
     base: Context | None = None
+    saved: int = 0  # bytes of text the summary replaced, less the summary's own
 
 
 Key = tuple[int, Turn, Turn, Turn]
@@ -109,6 +117,7 @@ class Rollup:
         self._lengths: set[int] = set()
         self._inserts = 0
         self._tasks: set[asyncio.Task] = set()
+        self._space: Space | None = None
 
     def plan(self, op: Operation, body: Any) -> Plan | None:
         """Find the longest remembered prefix with a ready summary and apply it to `body`."""
@@ -130,6 +139,8 @@ class Rollup:
                 continue
             op.dialect.inject(op, body, turns[length:], f"{SUMMARY_PREAMBLE}\n{context.summary}")
             plan.used, plan.cut, plan.base = "summary", length, context
+            replaced = sum(len(text.encode()) for _, text, _ in context.turns)
+            plan.saved = max(0, replaced - len(context.summary.encode()))
             break
         return plan
 
@@ -179,6 +190,39 @@ class Rollup:
         context.size += len(summary)
         if self.cache.get(where) is context:
             self.cache[where] = context  # counted again, with its summary, against max_bytes
+        if self._space is not None:
+            shared = {"turns": context.turns, "summary": summary}
+            self._space.put(digest(where), shared, self.settings.ttl or SHARED_TTL)
+
+    # ------------------------------------------------------------ shared (state.py)
+
+    def share(self, state: SharedState) -> None:
+        self._space = state.space("rollup")
+        self._space.watch(self._summarised_elsewhere)
+
+    def _summarised_elsewhere(self, _: str, shared: Any) -> None:
+        """Another process's summary, with its turns: remembered as if made here."""
+        try:
+            turns = tuple(
+                (str(r), str(t), tuple(map(str, tools))) for r, t, tools in shared["turns"]
+            )
+            summary = str(shared["summary"])
+        except (KeyError, TypeError, ValueError):
+            return
+        if not turns or not summary:
+            return
+        where = key(len(turns), turns.__getitem__)
+        known = self.cache.get(where)
+        if known is not None and known.summary is not None:
+            return
+        size = sum(len(text) for _, text, _ in turns) + len(summary)
+        try:
+            self.cache[where] = Context(turns, size, summary)
+        except ValueError:  # larger than rollup.max_bytes
+            return
+        while len(self.cache) > self.settings.cache_size:
+            self.cache.popitem()
+        self._lengths.add(len(turns))
 
     async def settle(self) -> None:
         """Wait for summaries under way (tests, shutdown)."""

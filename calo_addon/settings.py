@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from .clients import ClientConfig
@@ -108,8 +109,14 @@ class BedrockSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    listen: str | None = "127.0.0.1:9464"  # host:port of GET /metrics; None: metrics off
+
+
+@dataclass(frozen=True)
 class StateSettings:
     usage_db: str | None = "calo-usage.db"  # clients' usage (SQLite); None: memory only
+    redis_url: str | None = None  # redis:// or rediss:// URL; None: state in this process only
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,7 @@ class Settings:
     bedrock: BedrockSettings = field(default_factory=BedrockSettings)
     # named client keys with limits (clients.py), in config order
     clients: tuple[tuple[str, ClientConfig], ...] = ()
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     state: StateSettings = field(default_factory=StateSettings)
     http_port: int = 8000
     max_body_bytes: int = 32 * 1024 * 1024
@@ -147,4 +155,12 @@ class Settings:
             for creds in (route.aws, getattr(route.auth, "aws", None)):
                 if creds:
                     found |= {creds.secret_key, creds.session_token or ""}
+        found.add(redis_password(self.state.redis_url) or "")
         return frozenset(s for s in found if s)
+
+
+def redis_password(url: str | None) -> str | None:
+    """The password a Redis URL carries, if any (a secret: scrubbed from every log line)."""
+    if not url:
+        return None
+    return urlsplit(url).password

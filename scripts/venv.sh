@@ -60,3 +60,30 @@ ensure_venv() {
   find "$VENV" -maxdepth 1 -name '.calo-installed-*' ! -name ".calo-installed-$sum-*" -delete
   touch "$VENV/.calo-installed-$sum-${extras:-runtime}"
 }
+
+# The servers some tests run beside the proxy, from the distribution's packages: redis-server
+# (shared state) and haproxy (the README's several-machines example). Installed when missing
+# and apt-get can (as root, or with password-less sudo); otherwise those tests skip, naming
+# what is missing.
+ensure_test_servers() {
+  local missing=() cmd
+  for cmd in redis-server haproxy; do
+    command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$cmd")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo=(sudo -n); else
+      echo "note: ${missing[*]} not installed (needs root for apt-get): their tests will skip" >&2
+      return 0
+    fi
+  fi
+  command -v apt-get >/dev/null 2>&1 || {
+    echo "note: ${missing[*]} not installed and no apt-get here: their tests will skip" >&2
+    return 0
+  }
+  echo "installing ${missing[*]} with apt-get (tests run them on loopback ports)" >&2
+  { "${sudo[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" \
+      apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >&2 \
+    || echo "note: installing ${missing[*]} failed: their tests will skip" >&2
+}

@@ -2,7 +2,7 @@
 
 import pytest
 
-pytest_plugins = ["tests.e2e.launch"]
+pytest_plugins = ["tests.e2e.launch", "tests.redis_server"]
 
 
 def pytest_configure(config):

@@ -77,3 +77,16 @@ def test_a_stream_callable_may_answer_a_list_and_b_empty_would_end_the_body():
     )
     stream = mitm.never_empty(lambda chunk: chunk.upper())
     assert stream(b"") == [] and stream(b"ab") == [b"AB"]
+
+
+def test_tcp_listeners_are_bound_in_one_method_share_listening_port_replaces():
+    """mitm.share_listening_port (gemini-calo --workers) replaces AsyncioServerInstance.listen:
+    it must still be the method that binds TCP listeners, with (host, port), by
+    asyncio.start_server, and without reuse_port of its own."""
+    from mitmproxy.proxy import mode_servers
+
+    listen = mode_servers.AsyncioServerInstance.listen
+    assert list(inspect.signature(listen).parameters) == ["self", "host", "port"]
+    source = inspect.getsource(listen)
+    assert "asyncio.start_server(self.handle_stream, host, port)" in source
+    assert "reuse_port" not in inspect.getsource(mode_servers)

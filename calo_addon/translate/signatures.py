@@ -6,15 +6,22 @@ protocol's place (an Anthropic thinking block, Chat's extra_content, a Responses
 item) when they keep what they got; many drop it. So every signature that precedes a tool
 call in an answer is remembered by the call's id, in bounded memory (LRU with a time to live),
 and put back before a request whose call lacks one goes upstream.
+
+Shared (`share`, with state.redis_url): a signature remembered by one process is sent to the
+others as it is remembered, so the next turn may go to any of them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from cachetools import TTLCache
 
 from . import neutral
+
+if TYPE_CHECKING:
+    from ..state import SharedState, Space
 
 DEFAULT_SIZE = 10_000
 DEFAULT_TTL = 24 * 3600.0
@@ -23,9 +30,23 @@ DEFAULT_TTL = 24 * 3600.0
 class SignatureMemory:
     def __init__(self, size: int = DEFAULT_SIZE, ttl: float = DEFAULT_TTL):
         self._cache: TTLCache[str, str] = TTLCache(maxsize=size, ttl=ttl)
+        self._ttl = ttl
+        self._space: Space | None = None
 
     def remember(self, call_id: str, signature: str) -> None:
+        if self._cache.get(call_id) == signature:
+            return
         self._cache[call_id] = signature
+        if self._space is not None:
+            self._space.put(call_id, signature, self._ttl)
+
+    def share(self, state: SharedState) -> None:
+        self._space = state.space("signatures")
+        self._space.watch(self._remembered_elsewhere)
+
+    def _remembered_elsewhere(self, call_id: str, signature: Any) -> None:
+        if isinstance(signature, str):
+            self._cache[call_id] = signature
 
     def recall(self, call_id: str) -> str | None:
         return self._cache.get(call_id)

@@ -61,6 +61,14 @@ DOC_ONLY = {
     "codex exec --skip-git-repo-check 'Add a test for the parser'": (
         "run by test_agent_clis_e2e.py"
     ),
+    ".venv/bin/python scripts/bench_scale.py": "a benchmark: minutes of load, never asserted",
+    "curl http://localhost:9464/metrics": (
+        "Prometheus text, not JSON: test_metrics_e2e.py scrapes /metrics and parses it"
+    ),
+    "haproxy -f haproxy.cfg": (
+        "the balancer of the several-machines example: test_several_machines_e2e.py runs it "
+        "with this README's haproxy.cfg, two instances and one Redis"
+    ),
 }
 
 # Python examples not run here, by a line that marks them, with the reason.
