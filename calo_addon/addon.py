@@ -33,6 +33,7 @@ from .timeouts import sweep
 from .translation import Memory
 from .upstream_health import UpstreamHealth
 from .usage import UsageStore
+from .usage_shared import shared
 
 CONFIG_POLL = 1.0  # seconds between checks of the config file's modification time
 
@@ -129,8 +130,8 @@ class Calo:
         self._config_stamp = _stamp(settings.source)
         if self.pipeline is not None and settings == self.pipeline.settings:
             return  # nothing changed (or a refused change rolled back): keep keys' state and cache
-        self.usage = open_store(settings, self.usage)
         self._share_state(settings.state.redis_url)
+        self.usage = shared(open_store(settings, self.usage), self.state)
         pipeline = Pipeline.build(settings, self._transformer, self.memory, self.usage, self.state)
         self.metrics = metrics.configure(
             self.metrics, settings.metrics.listen, pipeline.scrub, self._live
