@@ -59,7 +59,7 @@ def test_metrics_after_a_mix_of_calls_agree_with_the_log(setup):
     assert rolled.status_code == 200
     wait_metric(address, "calo_rollup_summaries_total", 2, outcome="ok")  # the longer one too
 
-    lines = proxy.api_log_lines()
+    lines = proxy.api_log_lines(count=8)
     assert len(lines) == 8  # six calls and two summaries
     found = scrape(address)
     assert metric(found, "calo_requests_total") == 8
