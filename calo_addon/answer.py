@@ -121,7 +121,7 @@ class Answerer:
             _scrub_body(response, raw, call.pipeline.scrub)  # before anything keeps or sends it
         client_payload = payload
         if call.translation is not None:
-            leg = flow.copy()  # the upstream's leg, before its answer is translated
+            leg = flow.copy() if mitm.watched() else None  # the upstream's leg, untranslated
             client_payload = self._translate_answer(flow, call, call.translation, response, payload)
             show_both_legs(flow, call, leg)
         if response.status_code == 200:
@@ -159,12 +159,15 @@ def show_both_legs(flow: http.HTTPFlow, call: Call, leg: http.HTTPFlow | None = 
     pipeline again; replaying the leg sends it upstream again with fresh credentials."""
     if call.kind != "call" or call.translation is None or call.client_request is None:
         return
-    leg = leg or flow.copy()
     meta = flow.metadata.pop(PREPARED, {})
+    if mitm.watched():
+        leg = leg or flow.copy()  # before the client's request is put back
+    flow.request = call.client_request
+    if leg is None:
+        return
     leg.metadata[PREPARED] = {**meta, "kind": "leg", "of": flow.id}
     leg.comment = f"calo: upstream leg of {flow.id}: translated {call.translation.label}"
     flow.metadata["calo_upstream_leg"] = leg.id
-    flow.request = call.client_request
     mitm.publish(leg)
 
 

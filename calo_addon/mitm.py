@@ -115,8 +115,22 @@ def close_upstream(flow: http.HTTPFlow) -> bool:
 _published: set[asyncio.Task] = set()
 
 
+def watched() -> bool:
+    """Whether anything keeps or shows flows: mitmweb's (or the console's) view, `-w`, a HAR
+    dump. Without them a flow made to be shown would cost every addon's hooks for nothing."""
+    options = ctx.options
+    return (
+        ctx.master.addons.get("view") is not None
+        or bool(getattr(options, "save_stream_file", None))
+        or bool(getattr(options, "hardump", None))
+    )
+
+
 def publish(flow: http.HTTPFlow) -> None:
-    """Run every addon's hooks for `flow`, soon (it is not sent anywhere)."""
+    """Run every addon's hooks for `flow`, soon (it is not sent anywhere), if anything keeps
+    or shows flows."""
+    if not watched():
+        return
 
     async def run() -> None:
         for event in eventsequence.iterate(flow):

@@ -181,18 +181,18 @@ def cpu_per_call(fn, seconds: float) -> float:
 def cpu(quick: bool) -> None:
     import orjson
 
+    from mitmproxy import http
+
     from calo_addon.dialects import GEMINI, recognise
-    from calo_addon.translate.signatures import SignatureMemory
-    from calo_addon.translation import Translation
+    from calo_addon.translation import Memory, Translation
 
     op = recognise("POST", "/v1/messages", "x-api-key")
     raw = orjson.dumps(conversation())
-    memory, seconds = SignatureMemory(), 0.5 if quick else 2.0
+    memory, seconds, headers = Memory(), 0.5 if quick else 2.0, http.Headers()
 
     def translate() -> dict:
-        return Translation.start(op, GEMINI, orjson.loads(raw), "gemini-2.5-flash", False, memory)[
-            1
-        ]
+        payload = orjson.loads(raw)
+        return Translation.start(op, GEMINI, payload, "gemini-2.5-flash", False, memory, headers)[1]
 
     parse = cpu_per_call(lambda: orjson.loads(raw), seconds)
     start = cpu_per_call(translate, seconds) - parse
