@@ -180,7 +180,6 @@ def cpu_per_call(fn, seconds: float) -> float:
 
 def cpu(quick: bool) -> None:
     import orjson
-
     from mitmproxy import http
 
     from calo_addon.dialects import GEMINI, recognise
