@@ -63,6 +63,8 @@ class ClientAWS:
 
 def signed_region(signed_fields: tuple[tuple[bytes, bytes], ...]) -> str | None:
     """The region a SigV4 client signed for (its credential scope), if it signed."""
+    if not signed_fields:
+        return None
     match = _AUTH.match(http.Headers(signed_fields).get("authorization", "").strip())
     return match.group(3) if match and REGION.match(match.group(3)) else None
 

@@ -39,8 +39,10 @@ class Sent:
 def point_at(request: http.Request, upstream: Upstream, path: str) -> None:
     """Send the request to `upstream` at `path` (raw, query included)."""
     request.scheme = upstream.scheme
-    request.data.host = upstream.host  # configured, plain ASCII: skip the setter's IDNA pass
-    request.port = upstream.port
+    # configured, plain ASCII: the setters' IDNA pass and Host/authority updates are skipped,
+    # the Host header (and an HTTP/2 authority) is set once below
+    request.data.host = upstream.host
+    request.data.port = upstream.port
     request.path = f"{upstream.path_prefix}{path}"
     default_port = 443 if upstream.scheme == "https" else 80
     request.host_header = (

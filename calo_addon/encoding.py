@@ -254,10 +254,13 @@ def decode(data: bytes, encoding: str, limit: int) -> bytes:
 
     Compressed data is first decoded only to be counted, so a bomb costs a piece of memory
     and the time to inflate `limit` bytes; a body within the limit is then decoded again."""
-    if not _is_identity(encoding):
-        _, truncated = Decoder(encoding, limit)._run(data, limit, final=True, keep=False)
-        if truncated:
+    if not encoding or _is_identity(encoding):
+        if len(data) > limit:
             raise TooLarge(limit)
+        return data
+    _, truncated = Decoder(encoding, limit)._run(data, limit, final=True, keep=False)
+    if truncated:
+        raise TooLarge(limit)
     parts, truncated = Decoder(encoding, limit)._run(data, limit, final=True)
     if truncated:
         raise TooLarge(limit)
