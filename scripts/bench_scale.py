@@ -42,7 +42,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import HOST, Mitmdump, Proc, Upstream, fmt_errors, run_load  # beside this script
+from benchlib import (  # beside this script
+    HOST,
+    Mitmdump,
+    Proc,
+    Request,
+    Upstream,
+    fmt_errors,
+    request,
+    run_load,
+)
 
 SMALL_PATH = "/v1beta/models/gemini-2.5-flash:generateContent"
 CASES = {
@@ -55,16 +64,13 @@ TARGETS = (("w", "r", 1.6), ("r", "m", 0.90), ("m", "o", 0.97))
 METRICS_OFF = {"GEMINI_CALO_METRICS_LISTEN": "off"}
 
 
-def small_request(port: int) -> bytes:
+def small_request() -> Request:
     body = (
         b'{"contents": [{"role": "user", "parts": [{"text": "Say hi in one word. Say hi in one '
         b'word. Say hi in one word. Say hi in one word. Thanks."}]}], "generationConfig": '
         b'{"temperature": 0.2, "maxOutputTokens": 16}}'
     )
-    return (
-        f"POST {SMALL_PATH} HTTP/1.1\r\nhost: {HOST}:{port}\r\nx-goog-api-key: pk\r\n"
-        f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
-    ).encode() + body
+    return request("POST", SMALL_PATH, body, x_goog_api_key="pk", content_type="application/json")
 
 
 def free_port() -> int:
@@ -177,7 +183,7 @@ def main() -> int:
                     cpu_before, wall_before = cpu_seconds(pid), time.monotonic()
                     r = run_load(
                         ports[case],
-                        small_request(ports[case]),
+                        small_request(),
                         args.concurrency,
                         args.warmup,
                         args.duration,
