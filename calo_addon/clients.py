@@ -121,6 +121,15 @@ class ClientGate:
                 headers={"Retry-After": wait},
             )
 
+    def counts_tokens(self, client: str | None) -> bool:
+        """Whether `client` has a token limit (its calls' usage must be reported)."""
+        config = self.clients.get(client) if client is not None else None
+        limits = config.limits if config is not None else None
+        return limits is not None and any(
+            value is not None
+            for value in (limits.tpm, limits.tokens_per_day, limits.tokens_per_month)
+        )
+
     def charge(self, client: str | None, usage: Usage | None, now: float | None = None) -> None:
         """Charge a finished call's reported tokens to its client (none: nobody's)."""
         counts = tokens_of(usage)

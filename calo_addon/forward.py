@@ -91,6 +91,9 @@ class Forwarder:
         payload = body.value if body else None
         model = self._choose_model(call, pipeline, request, body, payload)
         await pipeline.clients.admit(call.client, op, model)  # expiry, models, limits
+        if pipeline.clients.counts_tokens(call.client) and op.dialect.ask_stream_usage(op, payload):
+            assert body is not None  # a stream flag lives in a body
+            body.mark_changed()  # a token budget is only as good as the usage reported
         call.streaming = op.dialect.streams(op, request, payload)
         client_aws = ClientAWS.from_headers(
             call.presented.client_aws, pipeline.settings.bedrock.default_region

@@ -102,6 +102,11 @@ class Dialect:
     def streams(self, op: Operation, request: http.Request, body: Any) -> bool:
         return op.path_streams
 
+    def ask_stream_usage(self, op: Operation, body: Any) -> bool:
+        """Make a streamed request ask for its token usage where the API only reports it on
+        request; True when the body changed."""
+        return False
+
     def upstream_path(self, op: Operation, path: str, upstream: Dialect) -> str:
         """The path a passthrough call takes on an upstream speaking `upstream`'s layer."""
         return path

@@ -82,6 +82,18 @@ class OpenAI(ModelInBody):
     def claims_path(self, path: str) -> bool:
         return path.startswith((GOOGLE_LAYER, "/v1/"))
 
+    def ask_stream_usage(self, op: Operation, body: Any) -> bool:
+        """Chat streams report usage only with `stream_options.include_usage` (a last chunk
+        with `choices: []`)."""
+        if not (op.conversation and isinstance(body, dict) and body.get("stream") is True):
+            return False
+        options = body.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage") is True:
+            return False
+        body["stream_options"] = {**(options if isinstance(options, dict) else {}),
+                                  "include_usage": True}  # fmt: skip
+        return True
+
     def upstream_path(self, op: Operation, path: str, upstream: Dialect) -> str:
         """Google serves this API under /v1beta/openai/ (when the upstream is Gemini's host);
         everyone else under /v1/."""

@@ -299,10 +299,13 @@ def test_fifty_concurrent_requests_against_rpm_10_admit_exactly_10(proxy, fakes)
     assert sent_upstream(fakes) == before + 10
 
 
-def test_a_token_budget_spent_by_a_stream_blocks_the_next_call(proxy):
+def test_a_token_budget_spent_by_a_stream_blocks_the_next_call(proxy, fakes):
     client = openai_client(proxy, "key-streamer")
-    stream = chat(client, stream=True, stream_options={"include_usage": True})
+    # the client does not ask for usage; with a token budget, the proxy asks the upstream
+    stream = chat(client, stream=True)
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    sent = fakes[0].requests[-1].json()
+    assert sent["stream_options"] == {"include_usage": True}
     # the call is charged when it ends: its log line is written right after
     log_for(proxy, "streamer", 1)
     with pytest.raises(openai.RateLimitError, match="tokens_per_day") as limited:
