@@ -82,14 +82,14 @@ class Call:
         wire = self.wire or self.op.dialect
         usage = wire.usage(event_type, data)
         if usage is not None:
-            self.usage = _merged(self.usage, usage)
+            self.usage = usage if self.usage is None else self.usage.merged(usage)
         if wire.finished(event_type, data):
             self.stream_complete = True
         if self.reader is not None and self.reply is not None and not self.reply.overflow:
             self.reply.feed(self.reader.feed(event_type, data))
 
     def observe_usage(self, usage: neutral.Usage) -> None:
-        self.usage = _merged(self.usage, usage)
+        self.usage = usage if self.usage is None else self.usage.merged(usage)
 
     def collect_reply(self) -> None:
         """Collect a streamed reply for the rollup (bounded), when the rollup wants it."""
@@ -201,17 +201,6 @@ class Call:
         }
         record.update((k, v) for k, v in optional.items() if v)
         return record
-
-
-def _merged(old: neutral.Usage | None, new: neutral.Usage) -> neutral.Usage:
-    """Usage from several stream events: later values win, missing ones keep earlier ones."""
-    if old is None:
-        return new
-    merged = neutral.Usage(**vars(old))
-    for name, value in vars(new).items():
-        if value is not None:
-            setattr(merged, name, value)
-    return merged
 
 
 def usage_dict(usage: neutral.Usage | None) -> dict[str, int | None] | None:

@@ -83,22 +83,6 @@ def write_usage(usage: neutral.Usage) -> dict[str, Any]:
     return out
 
 
-def merge_usage(first: neutral.Usage, later: neutral.Usage) -> neutral.Usage:
-    """Later counts win where given (Anthropic's message_delta counts are cumulative)."""
-    return neutral.Usage(
-        **{
-            name: getattr(later, name) if getattr(later, name) is not None else getattr(first, name)
-            for name in (
-                "input_tokens",
-                "output_tokens",
-                "cached_input_tokens",
-                "cache_write_tokens",
-                "reasoning_tokens",
-            )
-        }
-    )
-
-
 # ---------------------------------------------------------------- stop reasons and errors
 
 

@@ -68,25 +68,6 @@ def read_usage(value: Any) -> neutral.Usage:
     )
 
 
-def merge_usage(early: neutral.Usage, late: neutral.Usage) -> neutral.Usage:
-    """Counts from the end of a stream, completed by those known at its start."""
-    return neutral.Usage(
-        **{
-            name: getattr(late, name) if getattr(late, name) is not None else getattr(early, name)
-            for name in (
-                "input_tokens",
-                "output_tokens",
-                "cached_input_tokens",
-                "cache_write_tokens",
-                "reasoning_tokens",
-            )
-        }
-    )
-
-
-# ---------------------------------------------------------------- the answer object
-
-
 def answer_object(
     answer_id: str,
     model: str | None,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import neutral
-from ._responses_answer import answer_object, error_code, merge_usage, response_id, status_of
+from ._responses_answer import answer_object, error_code, response_id, status_of
 from ._responses_content import write_reasoning
 from ._responses_custom import CustomInputStream
 from ._responses_items import message_item, output_text
@@ -122,7 +122,7 @@ class ResponsesStreamWriter:
     def _complete(self, stop: neutral.MessageStop) -> list[WireEvent]:
         self._finished = True
         status, incomplete = status_of(stop.stop_reason)
-        usage = merge_usage(self._early_usage, stop.usage)
+        usage = self._early_usage.merged(stop.usage)
         if status == "failed":
             return self._fail("server_error", "the model stopped with an error")
         answer = self._answer(status, usage=usage, incomplete=incomplete)

@@ -31,7 +31,7 @@ class Accumulator:
         response = self.response
         if isinstance(event, neutral.MessageStart):
             response.id, response.model = event.id, event.model
-            _merge_usage(response.usage, event.usage)
+            response.usage = response.usage.merged(event.usage)
         elif isinstance(event, neutral.PartStart):
             part = _empty_copy(event.part)
             self._parts[event.index] = part
@@ -43,7 +43,7 @@ class Accumulator:
         elif isinstance(event, neutral.MessageStop):
             response.stop_reason = event.stop_reason
             response.stop_sequence = event.stop_sequence
-            _merge_usage(response.usage, event.usage)
+            response.usage = response.usage.merged(event.usage)
 
     def _delta(self, event: neutral.PartDelta) -> None:
         part = self._parts.get(event.index)
@@ -87,16 +87,3 @@ def _empty_copy(part: neutral.Part) -> neutral.Part:
         arguments = part.arguments if isinstance(part.arguments, str) else dict(part.arguments)
         return neutral.ToolCall(part.id, part.name, arguments, part.tool_kind)
     return part
-
-
-def _merge_usage(into: neutral.Usage, new: neutral.Usage) -> None:
-    for name in (
-        "input_tokens",
-        "output_tokens",
-        "cached_input_tokens",
-        "cache_write_tokens",
-        "reasoning_tokens",
-    ):
-        value = getattr(new, name)
-        if value is not None:
-            setattr(into, name, value)

@@ -197,6 +197,16 @@ class Usage:
     cache_write_tokens: int | None = None  # part of input_tokens written to a cache (Anthropic)
     reasoning_tokens: int | None = None  # part of output_tokens
 
+    def merged(self, later: Usage) -> Usage:
+        """These counts updated by `later` ones where given (a stream reports usage in several
+        events: its start knows the input, its end the output)."""
+        return Usage(
+            **{
+                name: getattr(later, name) if getattr(later, name) is not None else value
+                for name, value in vars(self).items()
+            }
+        )
+
     @property
     def total_tokens(self) -> int | None:
         if self.input_tokens is None and self.output_tokens is None:
