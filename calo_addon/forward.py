@@ -16,7 +16,7 @@ import weakref
 from mitmproxy import http
 from mitmproxy.proxy.mode_specs import ReverseMode
 
-from . import connect
+from . import connect, mitm
 from .aws import ClientAWS, signed_region
 from .body import JsonBody
 from .call import Call
@@ -170,7 +170,8 @@ class Forwarder:
             return passthrough_path(request, op, upstream)
         if not call.upstream_model:
             raise Refusal(400, "the request names no model")
-        call.client_request = request.copy()
+        if mitm.watched():  # kept to be shown beside the upstream leg (answer.show_both_legs)
+            call.client_request = request.copy()
         call.translation, translated = Translation.start(
             op,
             wire,

@@ -12,6 +12,7 @@ from typing import Any
 
 from mitmproxy import http
 
+from ..translate import anthropic as anthropic_codec
 from ..translate.neutral import Usage
 from .base import ModelInBody, Operation, Turn, block_turn, int_or_none, json_response
 
@@ -123,9 +124,7 @@ class Anthropic(ModelInBody):
     # ------------------------------------------------------------ translation
 
     def codec(self, op: Operation | None = None, model: str | None = None):
-        from ..translate import anthropic
-
-        return anthropic.CODEC
+        return anthropic_codec.CODEC
 
     def translated_path(self, model: str, streaming: bool) -> str:
         return "/v1/messages"

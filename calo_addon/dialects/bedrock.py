@@ -17,6 +17,8 @@ from urllib.parse import quote
 import orjson
 from mitmproxy import http
 
+from ..translate import anthropic as anthropic_codec
+from ..translate import converse as converse_codec
 from ..translate.neutral import Usage
 from .base import Dialect, Operation, Turn, block_turn, decode_model, int_or_none, json_response
 
@@ -195,32 +197,26 @@ class Bedrock(Dialect):
     def codec(self, op: Operation | None = None, model: str | None = None):
         """Converse for Converse calls and for every model a translated call reaches through
         Converse; InvokeModel's Anthropic body for Anthropic models called by invoke."""
-        from ..translate import anthropic, converse
-
         if op is not None and op.name.startswith("invoke"):
-            return anthropic.BEDROCK_CODEC if is_anthropic_model(op.path_model) else None
-        return converse.CODEC
+            return anthropic_codec.BEDROCK_CODEC if is_anthropic_model(op.path_model) else None
+        return converse_codec.CODEC
 
     def upstream_for(self, client: Dialect, model: str, streaming: bool):
         """Anthropic clients reach Anthropic models through InvokeModel (Bedrock takes the
         Messages body there, nothing lost); everything else through Converse."""
-        from ..translate import anthropic
-
         if client.name == "anthropic" and is_anthropic_model(model):
             operation = "invoke-with-response-stream" if streaming else "invoke"
-            return anthropic.BEDROCK_CODEC, f"/model/{quote_model_id(model)}/{operation}"
+            return anthropic_codec.BEDROCK_CODEC, f"/model/{quote_model_id(model)}/{operation}"
         return super().upstream_for(client, model, streaming)
 
     streams_translated = False  # a client's event stream would need AWS framing written
 
     def count_request(self, request: Any, model: str):
         """Bedrock's CountTokens, with the Converse shape of the conversation."""
-        from ..translate import converse
-
-        body = converse.CODEC.write_request(request)
+        body = converse_codec.CODEC.write_request(request)
         kept = {k: body[k] for k in ("messages", "system", "toolConfig") if k in body}
         return (
-            converse.CODEC,
+            converse_codec.CODEC,
             f"/model/{quote_model_id(model)}/count-tokens",
             {"input": {"converse": kept}},
         )

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from mitmproxy import http
 
+from ..translate import gemini as gemini_codec
 from ..translate.neutral import Usage
 from .base import Dialect, Operation, Turn, decode_model, digest, int_or_none, json_response
 
@@ -173,9 +174,7 @@ class Gemini(Dialect):
     # ------------------------------------------------------------ translation
 
     def codec(self, op: Operation | None = None, model: str | None = None):
-        from ..translate import gemini
-
-        return gemini.CODEC
+        return gemini_codec.CODEC
 
     def translated_path(self, model: str, streaming: bool) -> str:
         method = "streamGenerateContent?alt=sse" if streaming else "generateContent"

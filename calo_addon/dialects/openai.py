@@ -13,6 +13,7 @@ from typing import Any
 
 from mitmproxy import http
 
+from ..translate import chat as chat_codec
 from ..translate.neutral import Usage
 from .base import Dialect, ModelInBody, Operation, Turn, int_or_none, json_response, text_of
 
@@ -163,9 +164,7 @@ class OpenAI(ModelInBody):
     # ------------------------------------------------------------ translation
 
     def codec(self, op: Operation | None = None, model: str | None = None):
-        from ..translate import chat
-
-        return chat.CODEC
+        return chat_codec.CODEC
 
     def translated_path(self, model: str, streaming: bool) -> str:
         return "/v1/chat/completions"

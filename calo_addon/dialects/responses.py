@@ -11,6 +11,7 @@ from typing import Any
 
 from mitmproxy import http
 
+from ..translate import responses as responses_codec
 from ..translate.neutral import Usage
 from .base import Dialect, ModelInBody, Operation
 from .openai import openai_error, openai_usage
@@ -53,9 +54,7 @@ class Responses(ModelInBody):
     # ------------------------------------------------------------ translation
 
     def codec(self, op: Operation | None = None, model: str | None = None):
-        from ..translate import responses
-
-        return responses.CODEC
+        return responses_codec.CODEC
 
     def translated_path(self, model: str, streaming: bool) -> str:
         return "/v1/responses"
