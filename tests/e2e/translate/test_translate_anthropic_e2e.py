@@ -30,30 +30,11 @@ from tests.e2e.translate_fleet import (
     arrived_first,
     hold_last_chunk,
     model_for,
-    no_secret_leaked,
     release_later,
-    shared,
 )
 from tests.fake_server import Fail, Reply, Usage
 
 KINDS = ["anthropic", "bedrock-claude", "bedrock-nova", "gemini", "chat", "unrouted"]
-
-
-@pytest.fixture(scope="module")
-def fleet(request, tmp_path_factory):
-    return shared(request, tmp_path_factory)[0]
-
-
-@pytest.fixture(scope="module")
-def proxy(request, tmp_path_factory):
-    return shared(request, tmp_path_factory)[1]
-
-
-@pytest.fixture(autouse=True)
-def fresh(fleet):
-    fleet.reset()
-    yield
-    no_secret_leaked(fleet)
 
 
 # ------------------------------------------------------------------ every upstream kind

@@ -24,9 +24,7 @@ from tests.e2e.translate_fleet import (
     hold_last_chunk,
     log_line_for,
     model_for,
-    no_secret_leaked,
     release_later,
-    shared,
 )
 from tests.fake_server import Fail, Reply
 
@@ -66,23 +64,6 @@ PERSON = {
     "required": ["name", "age"],
     "additionalProperties": False,
 }
-
-
-@pytest.fixture(scope="module")
-def fleet(request, tmp_path_factory):
-    return shared(request, tmp_path_factory)[0]
-
-
-@pytest.fixture(scope="module")
-def proxy(request, tmp_path_factory):
-    return shared(request, tmp_path_factory)[1]
-
-
-@pytest.fixture(autouse=True)
-def fresh(fleet):
-    fleet.reset()
-    yield
-    no_secret_leaked(fleet)
 
 
 @functools.cache

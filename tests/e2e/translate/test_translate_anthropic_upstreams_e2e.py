@@ -19,28 +19,8 @@ from tests.e2e.translate_fleet import (
     PROXY_KEY,
     log_line_for,
     model_for,
-    no_secret_leaked,
-    shared,
 )
 from tests.fake_server import Reply
-
-
-@pytest.fixture(scope="module")
-def fleet(request, tmp_path_factory):
-    return shared(request, tmp_path_factory)[0]
-
-
-@pytest.fixture(scope="module")
-def proxy(request, tmp_path_factory):
-    return shared(request, tmp_path_factory)[1]
-
-
-@pytest.fixture(autouse=True)
-def fresh(fleet):
-    fleet.reset()
-    yield
-    no_secret_leaked(fleet)
-
 
 # ------------------------------------------------------------------ passthrough to Anthropic
 
