@@ -15,6 +15,7 @@ reaches every upstream kind by its model name:
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -22,6 +23,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import openai
 import pytest
 
 from tests.e2e.launch import Proxy
@@ -70,6 +72,20 @@ class Fleet:
             fake.clear()
             fake.scripted.clear()
             fake.hold_last_chunk = False
+
+
+PERSON = {  # a JSON-schema output both OpenAI client APIs ask for
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "required": ["name", "age"],
+    "additionalProperties": False,
+}
+
+
+@functools.cache
+def openai_client(proxy, key: str = PROXY_KEY) -> openai.OpenAI:
+    """One client per key for the module (making one costs ~90 ms: its TLS context)."""
+    return openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=key, max_retries=0, timeout=20)
 
 
 def model_for(kind: str, name: str = "claude-sonnet-4") -> str:

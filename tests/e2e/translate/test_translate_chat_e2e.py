@@ -9,7 +9,6 @@ with the Gemini 3-like fake, which answers 400 to a call without its signature.
 
 from __future__ import annotations
 
-import functools
 import json
 
 import openai
@@ -17,13 +16,16 @@ import pytest
 
 from tests.e2e.translate_fleet import (
     GEMINI_MODEL,
+    PERSON,
     PNG,
-    PROXY_KEY,
     arrived_first,
     hold_last_chunk,
     log_line_for,
     model_for,
     release_later,
+)
+from tests.e2e.translate_fleet import (
+    openai_client as client,
 )
 from tests.fake_server import Fail, Reply, Usage
 
@@ -53,18 +55,6 @@ def function(name: str, field: str) -> dict:
 
 
 WEATHER, TIME = function("get_weather", "city"), function("get_time", "zone")
-PERSON = {
-    "type": "object",
-    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
-    "required": ["name", "age"],
-    "additionalProperties": False,
-}
-
-
-@functools.cache
-def client(proxy, key: str = PROXY_KEY) -> openai.OpenAI:
-    """One client per key for the module (making one costs ~90 ms: its TLS context)."""
-    return openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=key, max_retries=0, timeout=20)
 
 
 def ask(c: openai.OpenAI, how: str, **kw):

@@ -10,7 +10,6 @@ server, and unrouted calls to base_url (Gemini). The SDK's own stream accumulato
 
 from __future__ import annotations
 
-import functools
 import json
 
 import openai
@@ -18,13 +17,16 @@ import pytest
 
 from tests.e2e.translate_fleet import (
     GEMINI_MODEL,
+    PERSON,
     PNG,
-    PROXY_KEY,
     arrived_first,
     hold_last_chunk,
     log_line_for,
     model_for,
     release_later,
+)
+from tests.e2e.translate_fleet import (
+    openai_client as client,
 )
 from tests.fake_server import Fail, Reply
 
@@ -58,18 +60,6 @@ TIME = {
         "additionalProperties": False,
     },
 }
-PERSON = {
-    "type": "object",
-    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
-    "required": ["name", "age"],
-    "additionalProperties": False,
-}
-
-
-@functools.cache
-def client(proxy, key: str = PROXY_KEY) -> openai.OpenAI:
-    """One client per key for the module (making one costs ~90 ms: its TLS context)."""
-    return openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=key, max_retries=0, timeout=20)
 
 
 def ask(c: openai.OpenAI, how: str, **kw):
