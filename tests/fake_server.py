@@ -200,6 +200,11 @@ def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
     return handler.rfile.read(int(handler.headers.get("content-length") or 0))
 
 
+# a JSON string that begins as calo_addon/rollup.py's prompt does: the summariser's request (a
+# summary itself may quote the prompt, as the fakes echo it, but never at a string's start)
+SUMMARISER = b'"Summarise the conversation below'
+
+
 class FakeServer:
     """A ThreadingHTTPServer on 127.0.0.1 (port 0); subclasses implement ``handle``."""
 
@@ -258,6 +263,12 @@ class FakeServer:
             self.requests.clear()
         self.release.clear()
         self.last_chunk_sent.clear()
+
+    def last_call(self) -> Recorded:
+        """The last request that is not the proxy's rollup summariser: summaries run beside the
+        calls, so one started by a call may land after it (never read ``requests[-1]``)."""
+        with self._lock:
+            return next(r for r in reversed(self.requests) if SUMMARISER not in r.body)
 
     def next_script(self, *kinds: type) -> Any:
         """Pop the head of ``scripted`` when it is one of ``kinds`` (else leave it there)."""

@@ -241,7 +241,7 @@ def test_boto3_sigv4_id_of_a_client_gets_its_limits(proxy, fakes):
     assert sent_upstream(fakes) == before + 1
     (ok,) = [line for line in log_for(proxy, "team", 3) if line["status"] == 200]
     assert ok["usage"]["total_tokens"] == 11
-    assert fakes[2].requests[-1].access_key == REAL_AKID  # re-signed for the upstream
+    assert fakes[2].last_call().access_key == REAL_AKID  # re-signed for the upstream
 
 
 def test_a_translated_call_is_admitted_and_charged_like_any_other(proxy, fakes):
@@ -304,7 +304,7 @@ def test_a_token_budget_spent_by_a_stream_blocks_the_next_call(proxy, fakes):
     # the client does not ask for usage; with a token budget, the proxy asks the upstream
     stream = chat(client, stream=True)
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-    sent = fakes[0].requests[-1].json()
+    sent = fakes[0].last_call().json()
     assert sent["stream_options"] == {"include_usage": True}
     # the call is charged when it ends: its log line is written right after
     log_for(proxy, "streamer", 1)
@@ -356,7 +356,7 @@ def test_reload_keeps_usage_and_applies_a_changed_limit(fakes, tmp_path, proxy_l
 
     def reloaded() -> bool:  # the new api_keys are in use: the new configuration is
         chat(probe)
-        return llm.requests[-1].headers["authorization"] == "Bearer after"
+        return llm.last_call().headers["authorization"] == "Bearer after"
 
     assert wait_for(reloaded)
     converse(client)  # rpm 2 now, and the first call still counts

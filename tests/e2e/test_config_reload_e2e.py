@@ -51,7 +51,7 @@ def test_file_change_reloads_and_keeps_streams_flowing(tmp_path, proxy_launcher)
 
         def uses_new_key():
             httpx.post(f"{proxy.url}/model/{CLAUDE}/invoke", content=BODY)
-            return fake.requests[-1].headers["authorization"] == "Bearer key-after"
+            return fake.last_call().headers["authorization"] == "Bearer key-after"
 
         assert wait_for(uses_new_key)
         fake.release.set()
@@ -64,4 +64,4 @@ def test_file_change_reloads_and_keeps_streams_flowing(tmp_path, proxy_launcher)
         refused = [line for line in proxy.output if "config change refused" in line]
         assert len(refused) == 1 and "bogus_key" in refused[0]
         httpx.post(f"{proxy.url}/model/{CLAUDE}/invoke", content=BODY)
-        assert fake.requests[-1].headers["authorization"] == "Bearer key-after"
+        assert fake.last_call().headers["authorization"] == "Bearer key-after"

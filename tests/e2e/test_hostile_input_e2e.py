@@ -108,7 +108,7 @@ def test_no_key_in_errors_logs_or_comments(proxy, fake):
     ok = httpx.post(
         f"{proxy.url}/v1beta/models/gemini-x:generateContent?key={PROXY_KEY}", json={"contents": []}
     )
-    assert ok.status_code == 200 and "key=" not in fake.requests[-1].path
+    assert ok.status_code == 200 and "key=" not in fake.last_call().path
     # both calls' lines reach the file a moment after their answers: wait for them
     assert [line["status"] for line in proxy.api_log_lines(count=2)] == [401, 200]
     log = proxy.log_path.read_text()

@@ -58,7 +58,7 @@ model_routes:
             modelId="anthropic.claude-3-haiku-20240307-v1:0",
             messages=[{"role": "user", "content": [{"text": "hi"}]}],
         )
-        assert fake.requests[-1].signature_ok is True
+        assert fake.last_call().signature_ok is True
 
         flows = []
         for _ in range(50):  # the web view updates asynchronously

@@ -112,7 +112,8 @@ def test_a_rollup_summary_made_by_one_instance_is_used_by_the_other(pair, fake):
 
     follow = [*first, reply, {"role": "user", "parts": [{"text": "What did I ask?"}]}]
     assert b.gemini(follow).status_code == 200
-    sent = json.loads(fake.requests[-1].body)
+    wait_metric(b.metrics, "calo_rollup_summaries_cached", 2)  # B summarises the longer one
+    sent = json.loads(fake.last_call().body)  # after B's summary request: the call itself
     assert sent["contents"] == [follow[-1]]  # the first two turns: replaced by the summary
     instruction = sent["system_instruction"]["parts"][0]["text"]
     assert instruction.startswith("Summary of the earlier part of this conversation:")
@@ -157,7 +158,7 @@ def test_a_thought_signature_remembered_by_one_instance_is_restored_by_the_other
     body["messages"] += [assistant, result]
     answer = b.chat(body)
     assert answer.status_code == 200, answer.text  # the fake refuses a call without its signature
-    sent = json.loads(fake.requests[-1].body)
+    sent = json.loads(fake.last_call().body)
     (call_part,) = [p for p in sent["contents"][1]["parts"] if "functionCall" in p]
     assert base64.b64decode(call_part["thoughtSignature"]) in fake.issued_signatures
 

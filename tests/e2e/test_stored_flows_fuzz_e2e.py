@@ -381,7 +381,7 @@ def test_no_secret_in_any_stored_field(tmp_path, fakes, proxy_launcher):
         sent = len(llm.requests)
         view.post(f"/flows/{first['id']}/replay")  # the operator replays a stored request
         assert wait_for(lambda: len(llm.requests) > sent)
-        assert llm.requests[-1].headers["x-goog-api-key"] in (G1, G2)  # attached again
+        assert llm.last_call().headers["x-goog-api-key"] in (G1, G2)  # attached again
 
         def settled() -> bool:
             flows = view.flows()

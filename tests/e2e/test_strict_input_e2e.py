@@ -88,7 +88,7 @@ def test_sigv4_is_bound_to_the_body_and_to_bedrocks_scope(proxy, fakes):
     bedrock.clear()
     ok = httpx.post(f"{proxy.url}{CONVERSE}", headers=signed(proxy, body), content=body)
     assert ok.status_code == 200, ok.text
-    assert bedrock.requests[-1].signature_ok is True
+    assert bedrock.last_call().signature_ok is True
 
     refused = {
         "swapped body": (

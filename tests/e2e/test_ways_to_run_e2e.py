@@ -82,7 +82,7 @@ def test_launcher_listens_on_gemini_calo_http_port(tmp_path):
                 )
                 assert (
                     r.status_code == 200
-                    and fake.requests[-1].headers["x-goog-api-key"] == "summary-key"
+                    and fake.last_call().headers["x-goog-api-key"] == "summary-key"
                 )
             finally:
                 proc.terminate()

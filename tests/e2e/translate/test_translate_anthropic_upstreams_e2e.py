@@ -153,7 +153,7 @@ def test_count_tokens_passes_through_to_anthropic(proxy, fleet):
         model=model_for("anthropic"), messages=[{"role": "user", "content": "count these words"}]
     )
     assert count.input_tokens == 5
-    assert fleet.anthropic.requests[-1].path == "/v1/messages/count_tokens"
+    assert fleet.anthropic.last_call().path == "/v1/messages/count_tokens"
 
 
 @pytest.mark.parametrize("kind", ["gemini", "bedrock-claude", "chat"])
@@ -167,7 +167,7 @@ def test_count_tokens_is_translated(proxy, fleet, kind):
 def test_anthropic_beta_reaches_bedrock_in_the_body(proxy, fleet):
     c = client(proxy, default_headers={"anthropic-beta": "interleaved-thinking-2025-05-14"})
     ask(c, False, model=model_for("bedrock-claude"), messages=[{"role": "user", "content": "hi"}])
-    body = fleet.bedrock.requests[-1].json()
+    body = fleet.bedrock.last_call().json()
     assert body["anthropic_beta"] == ["interleaved-thinking-2025-05-14"]
 
 

@@ -300,7 +300,7 @@ def test_signatures_ride_in_extra_content_and_a_client_that_drops_them_still_wor
         c, how, model=model_for("gemini", "gpt-5"), messages=messages, tools=[WEATHER, TIME]
     )
     assert finish == "stop" and content(final).startswith("results:")
-    model_turns = [t for t in fleet.gemini.requests[-1].json()["contents"] if t["role"] == "model"]
+    model_turns = [t for t in fleet.gemini.last_call().json()["contents"] if t["role"] == "model"]
     assert all(p.get("thoughtSignature") for t in model_turns for p in t["parts"][:1])
 
 
@@ -317,7 +317,7 @@ def test_json_schema_response_format_reaches_gemini_as_response_json_schema(prox
         },
     )
     assert json.loads(message.content) == {"name": "Ada", "age": 36}
-    config = fleet.gemini.requests[-1].json()["generationConfig"]
+    config = fleet.gemini.last_call().json()["generationConfig"]
     assert config["responseJsonSchema"] == PERSON
 
 
@@ -332,7 +332,7 @@ def test_sdk_parse_with_a_json_schema_through_bedrock(proxy, fleet):
         },
     )
     assert json.loads(completion.choices[0].message.content)["age"] == 36
-    text_format = fleet.bedrock.requests[-1].json()["outputConfig"]["textFormat"]
+    text_format = fleet.bedrock.last_call().json()["outputConfig"]["textFormat"]
     assert json.loads(text_format["structure"]["jsonSchema"]["schema"]) == PERSON
 
 
@@ -409,4 +409,4 @@ def test_an_image_reaches_the_upstream(proxy, fleet, kind):
         ],
     )
     assert completion.choices[0].message.content == "echo: what is this?"
-    assert PNG in fleet.fake(kind).requests[-1].body.decode()
+    assert PNG in fleet.fake(kind).last_call().body.decode()

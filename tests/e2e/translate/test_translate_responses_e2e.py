@@ -243,7 +243,7 @@ def test_json_schema_output_reaches_gemini_as_response_json_schema(proxy, fleet,
         },
     )
     assert json.loads(response.output_text) == {"name": "Ada", "age": 36}
-    config = fleet.gemini.requests[-1].json()["generationConfig"]
+    config = fleet.gemini.last_call().json()["generationConfig"]
     assert config["responseJsonSchema"] == PERSON
     assert config["responseMimeType"] == "application/json"
 
@@ -257,7 +257,7 @@ def test_json_schema_output_reaches_the_other_upstreams(proxy, fleet, kind):
         text={"format": {"type": "json_schema", "name": "person", "schema": PERSON}},
     )
     assert json.loads(response.output_text) == {"name": "Ada", "age": 36}
-    assert "Ada" in fleet.fake(kind).requests[-1].body.decode()
+    assert "Ada" in fleet.fake(kind).last_call().body.decode()
 
 
 def test_json_output_without_a_schema_is_refused_where_the_upstream_cannot_promise_it(proxy, fleet):
@@ -280,7 +280,7 @@ def test_json_output_without_a_schema_is_asked_of_anthropic_in_the_prompt(proxy,
         text={"format": {"type": "json_object"}},
     )
     assert json.loads(response.output_text) == {"ok": True}
-    assert "JSON" in json.dumps(fleet.anthropic.requests[-1].json()["system"])
+    assert "JSON" in json.dumps(fleet.anthropic.last_call().json()["system"])
 
 
 def test_the_log_line_of_a_translated_call(proxy, fleet):
@@ -302,7 +302,7 @@ def test_previous_response_id_continues_a_stored_conversation(proxy, fleet):
         model=model_for("gemini", "gpt-5"), input="what number?", previous_response_id=first.id
     )
     assert second.status == "completed"
-    contents = fleet.gemini.requests[-1].json()["contents"]
+    contents = fleet.gemini.last_call().json()["contents"]
     assert "remember 7" in json.dumps(contents)
 
 
@@ -336,7 +336,7 @@ def test_an_image_and_the_reasoning_effort_reach_the_upstream(proxy, fleet, kind
         ],
     )
     assert response.output_text == "echo: what is this?"
-    body = fleet.fake(kind).requests[-1].json()
+    body = fleet.fake(kind).last_call().json()
     assert PNG in json.dumps(body)
     thinking = {
         "gemini": lambda: body["generationConfig"]["thinkingConfig"],
