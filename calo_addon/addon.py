@@ -154,6 +154,7 @@ class Calo:
             self.state = open_state(redis_url)
             self.health.share(self.state)
             self.memory.signatures.share(self.state)
+            self.memory.conversations.share(self.state)
             self._redis_url = redis_url
         elif redis_url != self._redis_url:
             logger.warning("calo_addon: state.redis_url changed; it takes effect on restart")

@@ -104,7 +104,7 @@ class Forwarder:
             if call.rollup is not None and call.rollup.used == "summary":
                 assert body is not None, "a summary plan is made from the body it summarises"
                 body.mark_changed()
-        path = self._shape_for_upstream(flow, call, pipeline, body, payload)
+        path = await self._shape_for_upstream(flow, call, pipeline, body, payload)
         await self._check_reachable(flow, call, upstream, pipeline)
         point_at(request, upstream, path)
         self.upstreams.add((upstream.host, upstream.port))
@@ -155,7 +155,7 @@ class Forwarder:
         call.client_aws = client_aws
         return call.routed()
 
-    def _shape_for_upstream(self, flow, call: Call, pipeline: Pipeline, body, payload) -> str:
+    async def _shape_for_upstream(self, flow, call: Call, pipeline: Pipeline, body, payload) -> str:
         """Passthrough: the client's path on the upstream's layer, with the route's model.
         Translated: the upstream protocol's body and path. Returns the path to send to."""
         (upstream, wire), op, request = call.routed(), call.op, flow.request
@@ -172,6 +172,7 @@ class Forwarder:
             raise Refusal(400, "the request names no model")
         if mitm.watched():  # kept to be shown beside the upstream leg (answer.show_both_legs)
             call.client_request = request.copy()
+        await pipeline.memory.conversations.fetch_continued(payload)  # from another process
         call.translation, translated = Translation.start(
             op,
             wire,

@@ -48,6 +48,19 @@ class Space:
     def delete(self, key: str) -> None:
         self._state._publish(self.name, key, None, 0.0)
 
+    def keep(self, key: str, value: Any, ttl: float) -> None:
+        """Store `key` for any process to `fetch`, without sending it to the others now: for
+        entries too large to copy everywhere that one later call may need (a conversation)."""
+        self._state._publish(self.name, key, value, ttl, tell=False)
+
+    async def fetch(self, key: str) -> Any | None:
+        """What another process stored under `key` (None: nothing, or no backend to ask)."""
+        return await self._state._fetch(self.name, key)
+
+    @property
+    def watched(self) -> bool:
+        return any(ref() is not None for ref in self._watchers)
+
     def watch(self, callback: Watcher, replay: bool = True) -> None:
         """Call `callback(key, value)` for each change another process makes (value None: the
         entry is gone), and, with `replay`, for each entry the backend holds now. A bound
@@ -105,8 +118,12 @@ class SharedState:
             self._spaces[name] = Space(name, self)
         return self._spaces[name]
 
-    def _publish(self, space: str, key: str, value: Any, ttl: float) -> None:
+    def _publish(self, space: str, key: str, value: Any, ttl: float, tell: bool = True) -> None:
         """One process: nobody to tell."""
+
+    async def _fetch(self, space: str, key: str) -> Any | None:
+        """One process: the owner holds every entry already."""
+        return None
 
     def _replay(self, space: str, callback: Watcher) -> None:
         """One process: the owner holds every entry already."""

@@ -3,13 +3,16 @@
 Layout (prefix `calo`): each space entry is a key `calo:<space>:<key>` holding
 `{"v": value, "exp": wall-clock expiry}` with the same expiry in Redis (PX), so a process
 that joins later finds it; each change is also published on channel `calo:events`, so the
-other processes have it within a round trip, without polling. Counters are `calo:n:<name>`,
+other processes have it within a round trip, without polling. Entries only one later call may
+need (a Responses conversation) are `keep`-ed: stored the same way but not published, and read
+with one GET by the process that is asked for them. Counters are `calo:n:<name>`,
 changed by small Lua scripts so that "add if under the limit" is atomic across processes.
 
 Nothing on the request path waits for Redis: `put` queues the change for a writer task that
 sends everything queued in one pipeline; the subscriber applies the other processes' changes
-as they arrive. The only per-call cost is the key rotation's block reservation (one INCRBY per
-32 calls of a route, asked for ahead of need).
+as they arrive. The per-call costs are the key rotation's block reservation (one INCRBY per
+32 calls of a route, asked for ahead of need), client limits, and one GET for a
+`previous_response_id` this process does not hold.
 
 Redis unreachable (at start or later): the proxy keeps serving on this process's own state,
 logs it once, shows it in metrics (`calo_shared_state_up 0`), and reconnects by itself every
@@ -71,7 +74,7 @@ class RedisState(SharedState):
         self.origin = uuid.uuid4().hex[:12]  # this process, in the messages it publishes
         self.failures = 0  # times Redis became unreachable
         self._client: aioredis.Redis | None = None
-        self._pending: deque[tuple[str, str, Any, float]] = deque(maxlen=MAX_PENDING)
+        self._pending: deque[tuple[str, str, Any, float, bool]] = deque(maxlen=MAX_PENDING)
         self._wake = asyncio.Event()
         self._broken = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -182,9 +185,25 @@ class RedisState(SharedState):
     def _key(self, space: str, key: str) -> str:
         return f"{self.prefix}:{space}:{key}"
 
-    def _publish(self, space: str, key: str, value: Any, ttl: float) -> None:
-        self._pending.append((space, key, value, time.time() + ttl if value is not None else 0))
+    def _publish(self, space: str, key: str, value: Any, ttl: float, tell: bool = True) -> None:
+        if not tell and self._client is None:
+            return  # kept for a later call only: not worth holding while Redis is away
+        expires = time.time() + ttl if value is not None else 0
+        self._pending.append((space, key, value, expires, tell))
         self._wake.set()
+
+    async def _fetch(self, space: str, key: str) -> Any | None:
+        client = self._client
+        if client is None:
+            return None
+        try:
+            entry = _entry(await client.get(self._key(space, key)))
+        except FAILURES as e:
+            self._fail(e)
+            return None
+        if entry is None or entry.get("exp", 0) <= time.time():
+            return None
+        return entry.get("v")
 
     async def _write(self, client: aioredis.Redis) -> None:
         while True:
@@ -197,7 +216,7 @@ class RedisState(SharedState):
         while self._pending:
             batch = [self._pending.popleft() for _ in range(min(BATCH, len(self._pending)))]
             now, pipe = time.time(), client.pipeline(transaction=False)
-            for space, key, value, expires in batch:
+            for space, key, value, expires, tell in batch:
                 if value is not None and expires <= now:
                     continue  # expired while it waited
                 name = self._key(space, key)
@@ -206,8 +225,9 @@ class RedisState(SharedState):
                 else:
                     ms = max(1, int((expires - now) * 1000))
                     pipe.set(name, orjson.dumps({"v": value, "exp": expires}), px=ms)
-                event = {"o": self.origin, "s": space, "k": key, "v": value, "exp": expires}
-                pipe.publish(self.channel, orjson.dumps(event))
+                if tell:
+                    event = {"o": self.origin, "s": space, "k": key, "v": value, "exp": expires}
+                    pipe.publish(self.channel, orjson.dumps(event))
             try:
                 await pipe.execute()
             except BaseException:
@@ -235,6 +255,8 @@ class RedisState(SharedState):
     async def _read_spaces(self, client: aioredis.Redis) -> None:
         """Every entry of every space watched here, to its watchers (after a (re)connect)."""
         for name, space in self._spaces.items():
+            if not space.watched:
+                continue  # kept for `fetch` only (conversations): read when asked for
             async for key, value in self._entries(client, name):
                 space.deliver(key, value)
 

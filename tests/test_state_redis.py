@@ -70,6 +70,30 @@ def test_a_process_does_not_hear_its_own_changes(redis_server):
     assert run(go()) == []
 
 
+def test_a_kept_entry_is_fetched_by_another_process_and_sent_to_no_one(redis_server):
+    """`keep` stores without publishing: a watcher elsewhere hears nothing, and any process
+    fetches it (None when absent or expired)."""
+
+    async def go():
+        a, b = await started(redis_server.url), await started(redis_server.url)
+        heard: list = []
+        b.space("conversations").watch(lambda key, value: heard.append(key))
+        a.space("conversations").keep("resp_1", [{"type": "message"}], 60)
+        a.space("conversations").keep("resp_old", [1], 0.001)
+        a.space("conversations").put("told", 1, 60)  # published after them: the channel works
+        await eventually(lambda: "told" in heard)
+        fetched = await b.space("conversations").fetch("resp_1")
+        absent = await b.space("conversations").fetch("resp_2")
+        expired = await b.space("conversations").fetch("resp_old")
+        for state in (a, b):
+            await state.stop()
+        return heard, fetched, absent, expired
+
+    heard, fetched, absent, expired = run(go())
+    assert heard == ["told"]
+    assert fetched == [{"type": "message"}] and absent is None and expired is None
+
+
 def test_admit_is_atomic_across_processes(redis_server):
     async def go():
         a, b = await started(redis_server.url), await started(redis_server.url)

@@ -1,6 +1,7 @@
 """Two proxies sharing one real Redis act as one (SPEC 11): a key cooled by a 429 on one is
 skipped by the other, a rollup summary made by one is used by the other, a thought signature
-remembered by one is restored by the other, and Redis stopped mid-run changes nothing but the
+remembered by one is restored by the other, a Responses conversation answered by one is
+continued on the other by its id, and Redis stopped mid-run changes nothing but the
 sharing, which resumes when it is back. The upstream is tests/fake_gemini.py (it validates
 thought signatures); each proxy's /metrics tells when the other's change has arrived."""
 
@@ -11,6 +12,7 @@ import json
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 
 from tests.e2e.launch import free_port, wait_for
@@ -161,6 +163,29 @@ def test_a_thought_signature_remembered_by_one_instance_is_restored_by_the_other
     sent = json.loads(fake.last_call().body)
     (call_part,) = [p for p in sent["contents"][1]["parts"] if "functionCall" in p]
     assert base64.b64decode(call_part["thoughtSignature"]) in fake.issued_signatures
+
+
+def test_a_responses_conversation_answered_by_one_instance_is_continued_on_the_other(pair, fake):
+    """`previous_response_id` across processes (`--workers N` spreads a client's calls): A
+    answers with a tool call, B gets the tool's result by A's answer id. The fake refuses the
+    call without its thought signature, so the conversation came whole through Redis."""
+    a, b = (openai.OpenAI(base_url=i.url + "/v1", api_key="pk", max_retries=0) for i in pair)
+    tools = [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]
+    fake.scripted = [Reply(tool_calls=[("get_weather", {"city": "Paris"})])]
+    first = a.responses.create(model="tools-model", input="Weather in Paris?", tools=tools)
+    (call,) = [item for item in first.output if item.type == "function_call"]
+    result = {"type": "function_call_output", "call_id": call.call_id, "output": "clear"}
+    second = b.responses.create(
+        model="tools-model", input=[result], tools=tools, previous_response_id=first.id
+    )
+    assert second.status == "completed"
+    contents = fake.last_call().json()["contents"]
+    assert [turn["role"] for turn in contents] == ["user", "model", "user"]
+    assert contents[0]["parts"] == [{"text": "Weather in Paris?"}]
+    (call_part,) = [p for p in contents[1]["parts"] if "functionCall" in p]
+    assert base64.b64decode(call_part["thoughtSignature"]) in fake.issued_signatures
+    with pytest.raises(openai.BadRequestError, match="previous_response_id"):
+        b.responses.create(model="tools-model", input="hi", previous_response_id="resp_unknown")
 
 
 def test_redis_stopped_mid_run(pair, fake, redis_server):
