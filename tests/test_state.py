@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ from calo_addon.keypool import KeyPool
 from calo_addon.rollup import Rollup
 from calo_addon.settings import RollupSettings
 from calo_addon.state import BLOCK, Rotation, SharedState, open_state
+from calo_addon.translate.neutral import Thinking
 from calo_addon.translate.signatures import SignatureMemory
 from calo_addon.upstream_health import UpstreamHealth
 
@@ -36,7 +38,8 @@ class Linked(SharedState):
         peers.append(self)
         self.sent: list[tuple[str, str, Any]] = []
 
-    def _publish(self, space: str, key: str, value: Any, ttl: float) -> None:
+    def _publish(self, space: str, key: str, value: Any, ttl: float, tell: bool = True) -> None:
+        value = json.loads(json.dumps(value))  # as it travels
         self.sent.append((space, key, value))
         for peer in self.peers:
             if peer is not self and space in peer._spaces:
@@ -189,7 +192,13 @@ def test_signature_remembered_in_one_process_is_recalled_in_the_other():
     there.share(b)
     here.remember("call_1", "c2lnbmF0dXJl")
     here.remember("call_1", "c2lnbmF0dXJl")  # again: told once
-    assert there.recall("call_1") == "c2lnbmF0dXJl" and len(a.sent) == 1
+    assert there.recall("call_1") == (Thinking(signature="c2lnbmF0dXJl", attached=True),)
+    claude = (Thinking("Weather first.", "RXF1c2ln"), Thinking(signature="cmVk", redacted=True))
+    here.remember("toolu_1", claude)  # Claude's blocks: whole, text included
+    assert there.recall("toolu_1") == claude and len(a.sent) == 2
+    there._remembered_elsewhere("call_2", [["sig", 5, False, False]])  # not one of ours
+    there._remembered_elsewhere("call_3", "c2ln")  # a bare signature (as first shared)
+    assert there.recall("call_2") is None and there.recall("call_3")[0].attached
 
 
 async def summarize(prompt: str) -> str:

@@ -304,6 +304,48 @@ def test_signatures_ride_in_extra_content_and_a_client_that_drops_them_still_wor
     assert all(p.get("thoughtSignature") for t in model_turns for p in t["parts"][:1])
 
 
+@pytest.mark.parametrize("how", ["create", "stream"])
+@pytest.mark.parametrize("kind", ["anthropic", "bedrock-claude"])
+def test_claude_thinking_comes_back_for_a_client_that_drops_reasoning_content(
+    proxy, fleet, kind, how
+):
+    """Claude with thinking refuses a tool turn whose thinking block is missing or altered (its
+    signature covers the text); LangChain and most Chat clients keep only OpenAI's fields. The
+    proxy puts the whole block back by tool-call id (the fakes check it as Anthropic does)."""
+    fake = fleet.fake(kind)
+    fake.scripted += [
+        Reply(tool_calls=[("get_weather", {"city": "Paris"})], thinking="Weather first."),
+        Reply(tool_calls=[("get_time", {"zone": "CET"})], thinking="Now the time."),
+    ]
+    c = client(proxy)
+    messages: list = [{"role": "user", "content": "Weather and time in Paris?"}]
+    for _ in range(2):
+        message, _ = ask(
+            c,
+            how,
+            model=model_for(kind, "gpt-5"),
+            messages=messages,
+            tools=[WEATHER, TIME],
+            reasoning_effort="low",
+        )
+        (call,) = tool_calls(message)
+        messages += [
+            as_param(message, keep_extra=False),
+            {"role": "tool", "tool_call_id": call["id"], "content": "ok"},
+        ]
+    final, finish = ask(
+        c,
+        how,
+        model=model_for(kind, "gpt-5"),
+        messages=messages,
+        tools=[WEATHER, TIME],
+        reasoning_effort="low",
+    )
+    assert finish == "stop", final
+    sent = fake.last_call().body.decode()
+    assert "Weather first." in sent and "Now the time." in sent
+
+
 def test_json_schema_response_format_reaches_gemini_as_response_json_schema(proxy, fleet):
     fleet.gemini.scripted.append(Reply(text='{"name": "Ada", "age": 36}'))
     message, _ = ask(
