@@ -17,7 +17,8 @@ it also answers Gemini ``generateContent`` (the rollup's summariser) with "SUMMA
   not alternating, empty or blank content, a toolResult with no matching toolUse in the
   previous assistant message (or a toolUse left unanswered), toolUse/toolResult without
   ``toolConfig``, an ``inputSchema.json`` that is not an object schema, bad images, thinking
-  budgets, and (``check_signatures``) reasoningContent whose signature this fake never issued
+  budgets, Nova 2's ``reasoningConfig`` (no other model takes it; no maxTokens at "high"
+  effort), and (``check_signatures``) reasoningContent whose signature this fake never issued
   for that text. InvokeModel on anthropic models: ``anthropic_version`` must be
   "bedrock-2023-05-31", no ``model`` / ``stream`` / unknown key, ``max_tokens`` required, then
   every Anthropic rule of fake_anthropic_check.py. Unscripted answers echo the last user text
@@ -59,7 +60,7 @@ from tests.fake_bedrock_api import (
     encode_event,
     invoke_frames,
 )
-from tests.fake_bedrock_check import check_converse, check_invoke
+from tests.fake_bedrock_check import check_converse, check_invoke, check_model_fields
 from tests.fake_server import Fail, FakeServer, Recorded, Reply, Wire, default_usage
 
 __all__ = ["FakeBedrock", "Recorded", "encode_event"]
@@ -248,7 +249,8 @@ class FakeBedrock(FakeServer):
     def _validate(self, model: str, operation: str, body) -> None:
         signatures = self.issued_signatures if self.check_signatures else None
         if operation.startswith("converse"):
-            return check_converse(body, signatures)
+            check_converse(body, signatures)
+            return check_model_fields(model, body)
         if "anthropic." not in model:
             raise Refused(f"fake: InvokeModel is only faked for anthropic models, not {model}")
         check_invoke(body, signatures)

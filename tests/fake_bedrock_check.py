@@ -157,6 +157,29 @@ def _check_tool_config(config: Any) -> None:
         raise Refused("The tool named in toolConfig.toolChoice is not in toolConfig.tools.")
 
 
+def check_model_fields(model: str, body: dict) -> None:
+    """Family rules of additionalModelRequestFields: Nova 2's `reasoningConfig` (an effort
+    level; at "high", no maxTokens), which other models do not take."""
+    config = (body.get("additionalModelRequestFields") or {}).get("reasoningConfig")
+    if config is None:
+        return
+    if not re.search(r"nova-[2-9]-", model):
+        raise Refused(
+            "Malformed input request: #: extraneous key [reasoningConfig] is not permitted, "
+            "please reformat your input and try again."
+        )
+    if config.get("type") != "enabled":
+        return
+    effort = config.get("maxReasoningEffort")
+    if effort not in ("low", "medium", "high"):
+        raise Refused(f"Invalid maxReasoningEffort: {effort!r}")
+    if effort == "high" and "maxTokens" in (body.get("inferenceConfig") or {}):
+        raise Refused(
+            "The model returned the following errors: `maxTokens` must be unset when "
+            "reasoningConfig type is 'enabled' and maxReasoningEffort is 'high'."
+        )
+
+
 def _check_thinking(body: dict) -> None:
     thinking = (body.get("additionalModelRequestFields") or {}).get("thinking")
     if not isinstance(thinking, dict) or thinking.get("type") != "enabled":

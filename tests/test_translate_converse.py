@@ -47,6 +47,7 @@ from tests.fake_bedrock import encode_event
 
 CLAUDE = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 NOVA = "amazon.nova-pro-v1:0"
+NOVA2 = "us.amazon.nova-2-lite-v1:0"
 LLAMA = "meta.llama3-70b-instruct-v1:0"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 PDF = b"%PDF-1.7\n%fake\n"
@@ -524,6 +525,48 @@ def test_other_model_families_drop_claude_only_features(bedrock):
     nova.model = NOVA
     assert CODEC.write_request(nova)["messages"][2]["content"][0]["toolResult"]["status"] == "error"
     valid_for_boto3(bedrock, body)
+
+
+def test_nova_2_reasons_by_effort_both_ways(bedrock):
+    """Nova 2: `reasoningConfig` with an effort level (a budget becomes the smallest level that
+    covers it; no maxTokens at "high"); read back from a boto3 caller the same way; its
+    redacted reasoning text reads as unsigned thinking."""
+    request = Request(model=NOVA2, messages=[Message("user", [Text("hi")])], max_tokens=500)
+    for reasoning, effort in [
+        (Reasoning(effort="minimal"), "low"),
+        (Reasoning(budget_tokens=2000), neutral.effort_for(2000)),
+        (Reasoning(enabled=True), "medium"),
+        (Reasoning(effort="high"), "high"),
+    ]:
+        request.reasoning, request.dropped = reasoning, []
+        body = CODEC.write_request(request)
+        config = body["additionalModelRequestFields"]["reasoningConfig"]
+        assert config == {"type": "enabled", "maxReasoningEffort": effort}
+        assert body.get("inferenceConfig", {}).get("maxTokens") == (
+            None if effort == "high" else 500
+        )
+        assert request.dropped == (["max_tokens"] if effort == "high" else [])
+        valid_for_boto3(bedrock, body)
+        assert CODEC.read_request(body).reasoning == Reasoning(effort=effort)
+    request.reasoning = Reasoning(enabled=False)
+    assert "additionalModelRequestFields" not in CODEC.write_request(request)
+    off = {"reasoningConfig": {"type": "disabled"}}
+    read = CODEC.read_request({**body, "additionalModelRequestFields": off})
+    assert read.reasoning is not None and read.reasoning.enabled is False
+    answer = {
+        "output": {
+            "message": {
+                "role": "assistant",
+                "content": [
+                    {"reasoningContent": {"reasoningText": {"text": "[REDACTED]."}}},
+                    {"text": "ok"},
+                ],
+            }
+        },
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 88, "outputTokens": 2980, "totalTokens": 3068},
+    }
+    assert CODEC.read_response(answer).parts == [Thinking(text="[REDACTED]."), Text("ok")]
 
 
 def test_thinking_dropped_when_a_tool_loop_has_no_signed_reasoning():

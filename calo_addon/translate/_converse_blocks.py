@@ -50,6 +50,12 @@ def is_claude(model: str | None) -> bool:
     return "anthropic." in model or "claude" in model.lower()
 
 
+def reasons_by_effort(model: str | None) -> bool:
+    """Amazon Nova 2 and later: extended thinking by effort level (`reasoningConfig`)."""
+    found = re.search(r"nova-(\d+)-", model or "")
+    return found is not None and int(found.group(1)) >= 2
+
+
 def supports_tool_status(model: str | None) -> bool:
     """toolResult.status is taken by Claude and Nova only (the API reference says so)."""
     return is_claude(model) or (model is not None and "nova" in model.lower())

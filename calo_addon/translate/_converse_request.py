@@ -1,6 +1,7 @@
 """Writing Converse request bodies (upstream role: Bedrock serves Anthropic, Chat and Responses
 clients). The model id goes in the URL path, never in the body; `Request.model` only chooses
-model-family features (Claude's thinking and top_k go in `additionalModelRequestFields`).
+model-family features (Claude's thinking and top_k, Nova 2's reasoning effort go in
+`additionalModelRequestFields`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import json
 from typing import Any
 
 from . import neutral
-from ._converse_blocks import WriteContext, is_claude, note, write_part
+from ._converse_blocks import WriteContext, is_claude, note, reasons_by_effort, write_part
 from .neutral import Message, Request, Tool, ToolChoice
 
 CONTINUED = "(continued)"  # the user turn put before a conversation that opens with the assistant
@@ -26,7 +27,7 @@ def write_request(request: Request) -> dict[str, Any]:
     if system:
         body["system"] = system
     thinking = _thinking(request, body["messages"], ctx)
-    inference = _inference(request, thinking)
+    inference = _inference(request, thinking, ctx)
     if inference:
         body["inferenceConfig"] = inference
     tool_config = _tool_config(request, body["messages"], ctx)
@@ -95,13 +96,19 @@ def _trim_final_assistant(messages: list[dict[str, Any]]) -> None:
 def _thinking(
     request: Request, messages: list[dict[str, Any]], ctx: WriteContext
 ) -> dict[str, Any] | None:
-    """Claude's thinking setting, or None: off, or dropped (named "reasoning") for other model
-    families and for a tool loop without signed reasoning, which Claude would refuse."""
+    """The thinking setting: Claude's (a token budget) or Nova 2's (an effort level, as
+    `maxReasoningEffort`), or None: off, or dropped (named "reasoning") for other model
+    families and for a Claude tool loop without signed reasoning, which Claude would refuse."""
     reasoning = request.reasoning
     if reasoning is None or reasoning.enabled is False or reasoning.budget_tokens == 0:
         return None
     if not (reasoning.enabled or reasoning.budget_tokens or reasoning.effort):
         return None
+    if reasons_by_effort(request.model):
+        effort = reasoning.effort or (
+            neutral.effort_for(reasoning.budget_tokens) if reasoning.budget_tokens else "medium"
+        )
+        return {"type": "enabled", "maxReasoningEffort": "low" if effort == "minimal" else effort}
     if not is_claude(request.model) or _unsigned_tool_loop(messages):
         note(ctx.dropped, "reasoning")
         return None
@@ -128,10 +135,18 @@ def _has_results(message: dict[str, Any]) -> bool:
     return message["role"] == "user" and any("toolResult" in b for b in message["content"])
 
 
-def _inference(request: Request, thinking: dict[str, Any] | None) -> dict[str, Any]:
+def _inference(
+    request: Request, thinking: dict[str, Any] | None, ctx: WriteContext
+) -> dict[str, Any]:
+    """Claude's thinking budget must fit under maxTokens (raised when needed); Nova 2 at high
+    effort takes no maxTokens at all (named "max_tokens" in `dropped`)."""
     max_tokens = request.max_tokens
-    if thinking and (max_tokens is None or max_tokens <= thinking["budget_tokens"]):
-        max_tokens = thinking["budget_tokens"] + (max_tokens or ANSWER_ROOM)
+    budget = (thinking or {}).get("budget_tokens")
+    if budget is not None and (max_tokens is None or max_tokens <= budget):
+        max_tokens = budget + (max_tokens or ANSWER_ROOM)
+    if (thinking or {}).get("maxReasoningEffort") == "high" and max_tokens is not None:
+        note(ctx.dropped, "max_tokens")
+        max_tokens = None
     values = {
         "maxTokens": max_tokens,
         "temperature": request.temperature,
@@ -215,7 +230,7 @@ def _additional(
 ) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if thinking:
-        fields["thinking"] = thinking
+        fields["reasoningConfig" if "maxReasoningEffort" in thinking else "thinking"] = thinking
     if request.top_k is not None:
         if is_claude(request.model):
             fields["top_k"] = request.top_k

@@ -117,12 +117,15 @@ def _read_tool_choice(choice: dict[str, Any]) -> ToolChoice:
 
 
 def _read_additional(fields: Any, request: Request) -> None:
-    """Model-specific fields: Claude's thinking and top_k, OpenAI-style reasoning_effort; the
-    rest is named in `dropped` (as additionalModelRequestFields.<key>)."""
+    """Model-specific fields: Claude's thinking and top_k, Nova 2's reasoningConfig,
+    OpenAI-style reasoning_effort; the rest is named in `dropped` (as
+    additionalModelRequestFields.<key>)."""
     if not isinstance(fields, dict):
         return
     for key, value in fields.items():
-        if key in ("thinking", "reasoning_config") and isinstance(value, dict):
+        if key == "reasoningConfig" and isinstance(value, dict):
+            request.reasoning = _reasoning_from_config(value)
+        elif key in ("thinking", "reasoning_config") and isinstance(value, dict):
             request.reasoning = _reasoning_from_thinking(value)
         elif key == "reasoning_effort" and isinstance(value, str):
             request.reasoning = _reasoning_from_effort(value)
@@ -137,6 +140,14 @@ def _reasoning_from_thinking(thinking: dict[str, Any]) -> Reasoning:
         return Reasoning(enabled=False, budget_tokens=0)
     budget = thinking.get("budget_tokens")
     return Reasoning(enabled=True, budget_tokens=budget if isinstance(budget, int) else None)
+
+
+def _reasoning_from_config(config: dict[str, Any]) -> Reasoning:
+    """Nova 2's {"type": "enabled", "maxReasoningEffort": "low" | "medium" | "high"}."""
+    if config.get("type") != "enabled":
+        return Reasoning(enabled=False, budget_tokens=0)
+    effort = config.get("maxReasoningEffort")
+    return _reasoning_from_effort(effort) if isinstance(effort, str) else Reasoning(enabled=True)
 
 
 def _reasoning_from_effort(effort: str) -> Reasoning:

@@ -9,7 +9,10 @@ What the form does not carry one to one, and what is done about it:
   Claude ("anthropic." or "claude" in the id) takes thinking ({"thinking": {"type": "enabled",
   "budget_tokens": N}}, N >= 1024, maxTokens raised above N when needed) and top_k in
   `additionalModelRequestFields`, signed reasoning in the history, and `toolResult.status`
-  (Nova too); other families drop them (named in `Request.dropped`).
+  (Nova too). Nova 2 thinks by effort level ({"reasoningConfig": {"type": "enabled",
+  "maxReasoningEffort": "low" | "medium" | "high"}}, a budget mapped to the smallest level that
+  covers it; at "high" it takes no maxTokens, which is left out and named). Other families
+  drop them (named in `Request.dropped`).
 - Images and documents travel as base64 bytes or s3:// locations; an http(s) URL raises
   `Unsupported("image url")` (Converse cannot fetch it). Video and audio are unsupported.
 - A conversation must open with a user turn: one opening with the assistant gets a user turn

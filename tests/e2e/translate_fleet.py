@@ -8,6 +8,7 @@ reaches every upstream kind by its model name:
     <name>-to-anthropic       Anthropic Messages (api: anthropic), model kept
     <name>-to-bedrock-claude  Bedrock, SigV4; sent as an anthropic.* model
     <name>-to-bedrock-nova    Bedrock, SigV4; sent as amazon.nova-pro (Converse)
+    <name>-to-bedrock-nova2   Bedrock, SigV4; sent as us.amazon.nova-2-lite (Converse)
     <name>-to-gemini          Gemini native (api: gemini); sent as gemini-3-pro-preview
     <name>-to-chat            an OpenAI-compatible server (loopback: Chat); sent as gpt-4o
     anything else             unrouted: base_url, the Gemini fake, model kept
@@ -37,6 +38,7 @@ GEMINI_KEY, ANTHROPIC_KEY, OPENAI_KEY = "gemini-real-key", "anthropic-real-key",
 AKID, SECRET = "AKIDTRANSLATEROUTE", "translate-route-secret"
 CLAUDE_ON_BEDROCK = "anthropic.claude-sonnet-4-20250514-v1:0"
 NOVA = "amazon.nova-pro-v1:0"
+NOVA2 = "us.amazon.nova-2-lite-v1:0"
 GEMINI_MODEL = "gemini-3-pro-preview"
 CHAT_MODEL = "gpt-4o"
 # a 1x1 PNG
@@ -47,6 +49,7 @@ UPSTREAMS = {
     "anthropic": ("anthropic", None),
     "bedrock-claude": ("bedrock", CLAUDE_ON_BEDROCK),
     "bedrock-nova": ("bedrock", NOVA),
+    "bedrock-nova2": ("bedrock", NOVA2),
     "gemini": ("gemini", GEMINI_MODEL),
     "chat": ("openai", CHAT_MODEL),
     "unrouted": ("gemini", None),
@@ -118,6 +121,8 @@ model_routes:
   "*-to-bedrock-claude":
     {{url: "{fleet.bedrock.url}", auth: sigv4, aws: {aws}, model: "{CLAUDE_ON_BEDROCK}"}}
   "*-to-bedrock-nova": {{url: "{fleet.bedrock.url}", auth: sigv4, aws: {aws}, model: "{NOVA}"}}
+  "*-to-bedrock-nova2":
+    {{url: "{fleet.bedrock.url}", auth: sigv4, aws: {aws}, model: "{NOVA2}"}}
   "*-to-gemini":
     {{url: "{fleet.gemini.url}", api: gemini, api_keys: [{GEMINI_KEY}], model: {GEMINI_MODEL}}}
   "*-to-chat": {{url: "{fleet.openai.url}", api_keys: [{OPENAI_KEY}], model: {CHAT_MODEL}}}

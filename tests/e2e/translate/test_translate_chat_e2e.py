@@ -346,6 +346,45 @@ def test_claude_thinking_comes_back_for_a_client_that_drops_reasoning_content(
     assert "Weather first." in sent and "Now the time." in sent
 
 
+@pytest.mark.parametrize(
+    ("effort", "sent_effort", "max_tokens"),
+    [("minimal", "low", 300), ("medium", "medium", 300), ("high", "high", None)],
+)
+def test_reasoning_effort_reaches_nova_2_as_its_reasoning_config(
+    proxy, fleet, effort, sent_effort, max_tokens
+):
+    """Nova 2 thinks by effort level (`reasoningConfig`), and refuses maxTokens at "high"
+    (as the strict fake does): the proxy leaves it out and the log line says so. Nova 1 takes
+    no reasoning at all (it is dropped, and named)."""
+    message, finish = ask(
+        client(proxy),
+        "create",
+        model=model_for("bedrock-nova2", "gpt-5"),
+        messages=[{"role": "user", "content": "Think about it."}],
+        reasoning_effort=effort,
+        max_completion_tokens=300,
+    )
+    assert finish == "stop" and content(message).startswith("echo:")
+    body = fleet.bedrock.last_call().json()
+    assert body["additionalModelRequestFields"]["reasoningConfig"] == {
+        "type": "enabled",
+        "maxReasoningEffort": sent_effort,
+    }
+    assert body.get("inferenceConfig", {}).get("maxTokens") == max_tokens
+    (line,) = proxy.api_log_lines(1)
+    assert ("max_tokens" in line.get("dropped", [])) == (max_tokens is None)
+
+    ask(
+        client(proxy),
+        "create",
+        model=model_for("bedrock-nova", "gpt-5"),
+        messages=[{"role": "user", "content": "Think about it."}],
+        reasoning_effort=effort,
+    )
+    assert "additionalModelRequestFields" not in fleet.bedrock.last_call().json()
+    assert "reasoning" in proxy.api_log_lines(2)[-1]["dropped"]
+
+
 def test_json_schema_response_format_reaches_gemini_as_response_json_schema(proxy, fleet):
     fleet.gemini.scripted.append(Reply(text='{"name": "Ada", "age": 36}'))
     message, _ = ask(
