@@ -204,7 +204,7 @@ def assert_keys_stayed_put(watch: Watch, tripwire: Tripwire, *folders: Path) -> 
 def claude_env(served: Served, tripwire: Tripwire, home: Path) -> dict[str, str]:
     extra = {"ANTHROPIC_BASE_URL": served.proxy.url, "ANTHROPIC_AUTH_TOKEN": PROXY_KEY}
     if served.kind == "bedrock":
-        extra["ANTHROPIC_MODEL"] = "claude-sonnet-4-5"  # the model variable, routed by claude-*
+        extra["ANTHROPIC_MODEL"] = "claude-sonnet-4-6"  # the model variable, routed by claude-*
     return cli_env(home, tripwire, **extra)
 
 
@@ -222,7 +222,7 @@ def test_claude_code_answers_from_the_upstream(served, clis, tripwire, scratch):
     result = run_claude(clis["claude"], work, claude_env(served, tripwire, home), "Say hello.")
     assert result["result"] == "Hello from the fake upstream." and not result["is_error"]
     assert len(watch.requests()) == 1
-    requested = "claude-sonnet-4-5" if served.kind == "bedrock" else "claude-"
+    requested = "claude-sonnet-4-6" if served.kind == "bedrock" else "claude-"
     assert_translated(watch.lines(), "anthropic", served, requested)
     assert_keys_stayed_put(watch, tripwire, home, work)
 

@@ -192,7 +192,7 @@ def test_anthropic_sdk_403_429_401(proxy, fakes):
     client = anthropic_client(proxy, "key-an")
     before = sent_upstream(fakes)
 
-    def create(model="claude-sonnet-4-5", key_client=client):
+    def create(model="claude-sonnet-4-6", key_client=client):
         return key_client.messages.create(
             model=model, max_tokens=64, messages=[{"role": "user", "content": "hi"}]
         )
@@ -257,7 +257,7 @@ def test_a_translated_call_is_admitted_and_charged_like_any_other(proxy, fakes):
     with pytest.raises(anthropic.RateLimitError):
         create()
     with pytest.raises(anthropic.PermissionDeniedError):
-        create("claude-sonnet-4-5")
+        create("claude-sonnet-4-6")
     ok, *refused = log_for(proxy, "translated", 3)
     assert ok["translated"] and ok["usage"]["total_tokens"] == 12
     assert [line["status"] for line in refused] == [429, 403]

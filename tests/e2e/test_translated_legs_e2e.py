@@ -23,7 +23,7 @@ def test_a_translated_call_is_stored_as_the_clients_flow_and_its_upstream_leg(
         proxy = proxy_launcher(tmp_path, {}, f"reverse:{fake.url}", args=["-w", str(flows_file)])
         client = anthropic.Anthropic(api_key="proxy-key-legs", base_url=proxy.url, max_retries=0)
         answer = client.messages.create(
-            model="claude-sonnet-4-5", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
+            model="claude-sonnet-4-6", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
         )
         assert any(block.type == "text" for block in answer.content)
         proxy.stop()  # -w is complete once mitmdump has stopped
