@@ -1,6 +1,7 @@
 """`gemini-calo --workers 2`: both workers serve one port (the log names the worker of each
-call), /metrics sums them, a worker that dies is started again, Ctrl-C stops all; and a start
-that cannot work says why in one line."""
+call), /metrics sums them, a worker that dies is started again, Ctrl-C stops all, a Responses
+conversation goes on whichever worker gets its next call; and a start that cannot work says why
+in one line."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 import socket
 
 import httpx
+import openai
 import pytest
 
 from tests.e2e.calo_process import CaloProcess
@@ -87,6 +89,45 @@ def test_two_workers_serve_one_port_and_metrics_are_summed(tmp_path, upstream, r
         assert not any(pid_alive(p) for p in pids)
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{launcher.port}/health")
+    finally:
+        launcher.stop()
+
+
+def test_a_responses_conversation_goes_on_whichever_worker_gets_the_next_call(
+    tmp_path, upstream, redis_server
+):
+    """`previous_response_id` chained over calls that each open a connection of their own, so
+    the kernel spreads them over both workers: the chain holds (the upstream gets every earlier
+    turn) and goes on until both workers served part of it, so one continued what the other
+    answered."""
+    env = {
+        "GEMINI_CALO_API_KEYS": "k1",
+        "GEMINI_CALO_BASE_URL": upstream.url,
+        "GEMINI_CALO_REDIS_URL": redis_server.url,
+    }
+    launcher = CaloProcess(tmp_path, env, WORKERS)
+    try:
+        assert wait_for(lambda: launcher.said("listening at") == 2, 60), launcher.output
+        previous, turns = None, []
+        for turn in range(40):
+            with httpx.Client(headers={"connection": "close"}) as http:
+                client = openai.OpenAI(
+                    base_url=f"http://127.0.0.1:{launcher.port}/v1",
+                    api_key="unused",
+                    max_retries=0,
+                    http_client=http,
+                )
+                answer = client.responses.create(
+                    model="gemini-2.5-flash", input=f"turn {turn}", previous_response_id=previous
+                )
+            previous = answer.id
+            turns.append(f"turn {turn}")
+            sent = upstream.last_call().body.decode()
+            assert all(t in sent for t in turns), sent  # the whole conversation went up
+            assert wait_for(lambda n=turn + 1: len(launcher.records()) == n)
+            if len({r["worker"] for r in launcher.records()}) == 2 and turn >= 2:
+                break
+        assert len({r["worker"] for r in launcher.records()}) == 2, "one worker served all"
     finally:
         launcher.stop()
 
