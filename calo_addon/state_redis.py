@@ -5,14 +5,14 @@ Layout (prefix `calo`): each space entry is a key `calo:<space>:<key>` holding
 that joins later finds it; each change is also published on channel `calo:events`, so the
 other processes have it within a round trip, without polling. Entries only one later call may
 need (a Responses conversation) are `keep`-ed: stored the same way but not published, and read
-with one GET by the process that is asked for them. Counters are `calo:n:<name>`,
+with GETs by the process that is asked for them. Counters are `calo:n:<name>`,
 changed by small Lua scripts so that "add if under the limit" is atomic across processes.
 
-Nothing on the request path waits for Redis: `put` queues the change for a writer task that
+No change makes a request wait for Redis: `put` queues the change for a writer task that
 sends everything queued in one pipeline; the subscriber applies the other processes' changes
-as they arrive. The per-call costs are the key rotation's block reservation (one INCRBY per
-32 calls of a route, asked for ahead of need), client limits, and one GET for a
-`previous_response_id` this process does not hold.
+as they arrive. What a request may wait for: the key rotation's block reservation (one INCRBY per
+32 calls of a route, asked for ahead of need), client limits, and a few GETs for
+a `previous_response_id` this process does not hold.
 
 Redis unreachable (at start or later): the proxy keeps serving on this process's own state,
 logs it once, shows it in metrics (`calo_shared_state_up 0`), and reconnects by itself every

@@ -23,7 +23,7 @@ from .dialects.base import json_response
 from .translate import neutral
 from .translate.accumulate import Accumulator
 from .translate.base import Codec, StreamReader, StreamWriter
-from .translate.conversations import ConversationMemory, answered, continued
+from .translate.conversations import CONTINUED_TURNS, ConversationMemory, answered, continued
 from .translate.signatures import SignatureMemory, remember_from, restore
 
 
@@ -142,7 +142,10 @@ class Translation:
         answer_id = getattr(self.client_codec, "answer_id", None)
         if answer_id is not None:
             self.memory.conversations.remember(
-                answer_id(response.id), answered(self.request, response)
+                answer_id(response.id),
+                answered(self.request, response),
+                self.request.extra.get("previous_response_id"),
+                self.request.extra.get(CONTINUED_TURNS, 0),
             )
 
     # ------------------------------------------------------------ streams

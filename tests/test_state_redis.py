@@ -6,12 +6,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 
 import pytest
 
 from calo_addon.keypool import KeyPool
 from calo_addon.state import BLOCK
 from calo_addon.state_redis import RedisState
+from calo_addon.translate._responses_items import write_input_items
+from calo_addon.translate.conversations import CHECKPOINT_EVERY, ConversationMemory
+from calo_addon.translate.neutral import Message, Text
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -92,6 +96,64 @@ def test_a_kept_entry_is_fetched_by_another_process_and_sent_to_no_one(redis_ser
     heard, fetched, absent, expired = run(go())
     assert heard == ["told"]
     assert fetched == [{"type": "message"}] and absent is None and expired is None
+
+
+def test_a_conversation_is_stored_as_links_and_read_back_whole_elsewhere(redis_server):
+    """20 answers, each continuing the one before: Redis holds whole copies only every
+    CHECKPOINT_EVERY answers and links between them; another process reads any of them back
+    whole, stopping early at one it holds."""
+
+    async def go():
+        a, b = await started(redis_server.url), await started(redis_server.url)
+        here, there = ConversationMemory(), ConversationMemory()
+        here.share(a)
+        there.share(b)
+        messages: list[Message] = []
+        previous = None
+        for n in range(20):
+            turns = len(messages)
+            messages = [*messages, Message("user", [Text(f"q{n}")])]
+            messages = [*messages, Message("assistant", [Text(f"a{n}")])]
+            here.remember(f"resp_{n}", messages, previous, turns)
+            previous = f"resp_{n}"
+        await eventually(lambda: a._pending == deque())
+        stored = {}
+        for n in range(20):
+            stored[n] = await a.space("conversations").fetch(f"resp_{n}")
+        await there.fetch_continued({"previous_response_id": "resp_19"})
+        await there.fetch_continued({"previous_response_id": "resp_5"})
+        turns = len(messages)
+        messages = [*messages, Message("user", [Text("q20")]), Message("assistant", [Text("a20")])]
+        here.remember("resp_20", messages, "resp_19", turns)
+        await eventually(lambda: a._pending == deque())
+        reads = []
+        fetch = b.space("conversations").fetch
+
+        async def counted(key):
+            reads.append(key)
+            return await fetch(key)
+
+        b.space("conversations").fetch = counted
+        await there.fetch_continued({"previous_response_id": "resp_20"})
+        assert reads == ["resp_20"]  # and resp_19, held here already, was not read again
+        await a.stop()
+        await b.stop()
+        return stored, here, there
+
+    stored, here, there = run(go())
+    whole = [n for n, entry in stored.items() if "prev" not in entry]
+    assert whole == [0, CHECKPOINT_EVERY]
+    assert stored[19] == {
+        "prev": "resp_18",
+        "depth": 19 - CHECKPOINT_EVERY,
+        "items": write_input_items(
+            [Message("user", [Text("q19")]), Message("assistant", [Text("a19")])]
+        ),
+    }
+    for n in (5, 19, 20):
+        assert write_input_items(there.recall(f"resp_{n}")) == write_input_items(
+            here.recall(f"resp_{n}")
+        )
 
 
 def test_admit_is_atomic_across_processes(redis_server):

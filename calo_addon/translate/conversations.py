@@ -3,18 +3,24 @@ Responses' `previous_response_id`).
 
 The upstream keeps no state for a translated call, so the proxy keeps each answered
 conversation (the request's messages and the answer) under the id the client was given, in
-bounded memory (an LRU over the conversations' text size, with a time to live). With shared
-state (Redis, `--workers N`), each is also stored there as the Responses input items a client
-would send (`Space.keep`: not copied to every process), and a process asked to continue one it
-does not hold reads it with one GET. A request that names an id not (or no longer) kept is
-refused with a clear 400: the client can send the whole conversation instead (`store: false`
-clients such as Codex always do).
+bounded memory (an LRU over the conversations' text size, with a time to live).
+
+With shared state (Redis, `--workers N`) each answer is also stored there (`Space.keep`: not
+copied to every process), as the Responses input items a client would send, so that any
+process can continue it. An answer that continues a stored one stores only what it adds and a
+link to the one before, and every CHECKPOINT_EVERY answers the whole conversation again: Redis
+holds about 1/CHECKPOINT_EVERY of what whole copies would take, and a process that does not
+hold a conversation reads it with at most CHECKPOINT_EVERY GETs (stopping early at one it
+holds). A request that names an id not (or no longer) kept is refused with a clear 400: the
+client can send the whole conversation instead (`store: false` clients such as Codex always
+do).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cachetools import TTLCache
@@ -28,28 +34,58 @@ if TYPE_CHECKING:
 DEFAULT_BYTES = 64 * 1024 * 1024
 DEFAULT_TTL = 3600.0
 FETCH_AGAIN_AFTER = (0.0, 0.2)  # seconds before each read of the shared store
+CHECKPOINT_EVERY = 16  # stored answers between two whole copies of a conversation
+CONTINUED_TURNS = "_continued_turns"  # Request.extra: how many turns came from the stored one
+
+
+@dataclass
+class Kept:
+    messages: list[neutral.Message]
+    depth: int = 0  # links to the last whole copy in the shared store
+    shared: bool = False  # stored in the shared store
 
 
 class ConversationMemory:
     def __init__(self, max_bytes: int = DEFAULT_BYTES, ttl: float = DEFAULT_TTL):
-        self._cache: TTLCache[str, list[neutral.Message]] = TTLCache(
-            maxsize=max_bytes, ttl=ttl, getsizeof=_size
+        self._cache: TTLCache[str, Kept] = TTLCache(
+            maxsize=max_bytes, ttl=ttl, getsizeof=lambda kept: _size(kept.messages)
         )
         self._ttl = ttl
+        self._state: SharedState | None = None
         self._space: Space | None = None
 
     def share(self, state: SharedState) -> None:
         if state.backend != "memory":  # one process: nothing to store for the others
-            self._space = state.space("conversations")
+            self._state, self._space = state, state.space("conversations")
 
-    def remember(self, answer_id: str, messages: list[neutral.Message]) -> None:
-        if _size(messages) < self._cache.maxsize:
-            self._cache[answer_id] = messages
-            if self._space is not None:
-                self._space.keep(answer_id, write_input_items(messages), self._ttl)
+    def remember(
+        self,
+        answer_id: str,
+        messages: list[neutral.Message],
+        previous: str | None = None,
+        continued_turns: int = 0,
+    ) -> None:
+        """The conversation after answer `answer_id`; its first `continued_turns` turns came
+        from the stored answer `previous` (the request's `previous_response_id`)."""
+        if _size(messages) >= self._cache.maxsize:
+            return
+        kept = Kept(messages)
+        self._cache[answer_id] = kept
+        if self._space is None or self._state is None or not self._state.up:
+            return
+        before = self._cache.get(previous) if previous else None
+        if before is not None and before.shared and before.depth + 1 < CHECKPOINT_EVERY:
+            kept.depth = before.depth + 1
+            items = write_input_items(messages[continued_turns:])
+            entry: dict[str, Any] = {"prev": previous, "depth": kept.depth, "items": items}
+        else:
+            entry = {"depth": 0, "items": write_input_items(messages)}
+        self._space.keep(answer_id, entry, self._ttl)
+        kept.shared = True
 
     def recall(self, answer_id: str) -> list[neutral.Message] | None:
-        return self._cache.get(answer_id)
+        kept = self._cache.get(answer_id)
+        return kept.messages if kept is not None else None
 
     async def fetch_continued(self, payload: Any) -> None:
         """Before a Responses request is read: bring in the conversation it continues
@@ -60,15 +96,39 @@ class ConversationMemory:
             return
         for delay in FETCH_AGAIN_AFTER:
             await asyncio.sleep(delay)
-            items = await self._space.fetch(answer_id)
-            if isinstance(items, list):
-                try:
-                    messages = read_items(items, [], [])
-                except neutral.TranslationError:
-                    return  # not one we wrote: the id stays unknown
-                if _size(messages) < self._cache.maxsize:
-                    self._cache[answer_id] = messages
+            kept = await self._read(answer_id)
+            if kept is not None:
+                if _size(kept.messages) < self._cache.maxsize:
+                    self._cache[answer_id] = kept
                 return
+
+    async def _read(self, answer_id: str) -> Kept | None:
+        """The conversation stored under `answer_id`: its links back to a whole copy (or to
+        one this process holds), put together. None if a link is missing or not ours."""
+        assert self._space is not None
+        added: list[list[Any]] = []
+        depth, at, base = None, answer_id, []
+        for _ in range(CHECKPOINT_EVERY):
+            entry = await self._space.fetch(at)
+            if not isinstance(entry, dict) or not isinstance(entry.get("items"), list):
+                return None
+            depth = entry.get("depth", 0) if depth is None else depth
+            added.append(entry["items"])
+            previous = entry.get("prev")
+            if not previous:
+                break
+            held = self._cache.get(previous)
+            if held is not None:
+                base = held.messages
+                break
+            at = previous
+        else:
+            return None  # longer than any chain this proxy writes: not ours
+        try:
+            messages = read_items([item for items in reversed(added) for item in items], [], [])
+        except neutral.TranslationError:
+            return None
+        return Kept([*base, *messages], depth if isinstance(depth, int) else 0, shared=True)
 
     def __len__(self) -> int:
         return len(self._cache)
@@ -87,6 +147,7 @@ def continued(request: neutral.Request, memory: ConversationMemory) -> None:
             "previous_response_id",
         )
     request.messages = [*history, *request.messages]
+    request.extra[CONTINUED_TURNS] = len(history)
 
 
 def answered(request: neutral.Request, response: neutral.Response) -> list[neutral.Message]:
