@@ -125,7 +125,10 @@ def test_a_conversation_is_stored_as_links_and_read_back_whole_elsewhere(redis_s
         turns = len(messages)
         messages = [*messages, Message("user", [Text("q20")]), Message("assistant", [Text("a20")])]
         here.remember("resp_20", messages, "resp_19", turns)
+        here._cache["resp_20"].since -= 3600  # its chain's whole copy is as old as the TTL
+        here.remember("resp_21", [*messages, Message("user", [Text("q21")])], "resp_20", turns + 2)
         await eventually(lambda: a._pending == deque())
+        stored[21] = await a.space("conversations").fetch("resp_21")
         reads = []
         fetch = b.space("conversations").fetch
 
@@ -142,7 +145,8 @@ def test_a_conversation_is_stored_as_links_and_read_back_whole_elsewhere(redis_s
 
     stored, here, there = run(go())
     whole = [n for n, entry in stored.items() if "prev" not in entry]
-    assert whole == [0, CHECKPOINT_EVERY]
+    assert whole == [0, CHECKPOINT_EVERY, 21]  # 21: the last whole copy was too old to link to
+    assert stored[19].pop("since") == stored[CHECKPOINT_EVERY]["since"]
     assert stored[19] == {
         "prev": "resp_18",
         "depth": 19 - CHECKPOINT_EVERY,

@@ -11,7 +11,9 @@ process can continue it. An answer that continues a stored one stores only what 
 link to the one before, and every CHECKPOINT_EVERY answers the whole conversation again: Redis
 holds about 1/CHECKPOINT_EVERY of what whole copies would take, and a process that does not
 hold a conversation reads it with at most CHECKPOINT_EVERY GETs (stopping early at one it
-holds). A request that names an id not (or no longer) kept is refused with a clear 400: the
+holds). A whole copy is also written when the last one is older than the time to live, and
+entries live twice as long in Redis, so every link of a chain outlives the answers that need
+it. A request that names an id not (or no longer) kept is refused with a clear 400: the
 client can send the whole conversation instead (`store: false` clients such as Codex always
 do).
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +46,7 @@ class Kept:
     messages: list[neutral.Message]
     depth: int = 0  # links to the last whole copy in the shared store
     shared: bool = False  # stored in the shared store
+    since: float = 0.0  # when that whole copy was stored (wall clock)
 
 
 class ConversationMemory:
@@ -74,13 +78,21 @@ class ConversationMemory:
         if self._space is None or self._state is None or not self._state.up:
             return
         before = self._cache.get(previous) if previous else None
-        if before is not None and before.shared and before.depth + 1 < CHECKPOINT_EVERY:
-            kept.depth = before.depth + 1
+        now = time.time()
+        if (
+            before is not None
+            and before.shared
+            and before.depth + 1 < CHECKPOINT_EVERY
+            and now - before.since < self._ttl
+        ):
+            kept.depth, kept.since = before.depth + 1, before.since
             items = write_input_items(messages[continued_turns:])
             entry: dict[str, Any] = {"prev": previous, "depth": kept.depth, "items": items}
         else:
+            kept.since = now
             entry = {"depth": 0, "items": write_input_items(messages)}
-        self._space.keep(answer_id, entry, self._ttl)
+        entry["since"] = kept.since
+        self._space.keep(answer_id, entry, 2 * self._ttl)
         kept.shared = True
 
     def recall(self, answer_id: str) -> list[neutral.Message] | None:
@@ -107,12 +119,13 @@ class ConversationMemory:
         one this process holds), put together. None if a link is missing or not ours."""
         assert self._space is not None
         added: list[list[Any]] = []
-        depth, at, base = None, answer_id, []
+        first: dict[str, Any] | None = None
+        at, base = answer_id, []
         for _ in range(CHECKPOINT_EVERY):
             entry = await self._space.fetch(at)
             if not isinstance(entry, dict) or not isinstance(entry.get("items"), list):
                 return None
-            depth = entry.get("depth", 0) if depth is None else depth
+            first = first or entry
             added.append(entry["items"])
             previous = entry.get("prev")
             if not previous:
@@ -128,7 +141,14 @@ class ConversationMemory:
             messages = read_items([item for items in reversed(added) for item in items], [], [])
         except neutral.TranslationError:
             return None
-        return Kept([*base, *messages], depth if isinstance(depth, int) else 0, shared=True)
+        assert first is not None
+        depth, since = first.get("depth"), first.get("since")
+        return Kept(
+            [*base, *messages],
+            depth if isinstance(depth, int) else CHECKPOINT_EVERY,  # unknown: never linked to
+            shared=True,
+            since=since if isinstance(since, int | float) else 0.0,
+        )
 
     def __len__(self) -> int:
         return len(self._cache)
