@@ -140,7 +140,7 @@ class Translation:
                 part.tool_kind = "custom"
         remember_from(response.parts, self.memory.signatures)
         answer_id = getattr(self.client_codec, "answer_id", None)
-        if answer_id is not None:
+        if answer_id is not None and self.request.extra.get("store") is not False:
             self.memory.conversations.remember(
                 answer_id(response.id),
                 answered(self.request, response),

@@ -256,7 +256,7 @@ def test_codex_request_drops_advisory_fields_and_keeps_apply_patch() -> None:
     assert GRAMMAR in patch.parameters["properties"]["input"]["description"]
     assert request.hosted_tools == [neutral.HostedTool("web_search")]
     assert request.tool_choice == neutral.ToolChoice("auto", parallel=False)
-    assert request.extra == {"include": ["reasoning.encrypted_content"]}
+    assert request.extra == {"include": ["reasoning.encrypted_content"], "store": False}
     assert request.stream is True
 
 
@@ -694,6 +694,7 @@ def test_request_round_trip() -> None:
     first = CODEC.read_request(body)
     second = CODEC.read_request(CODEC.write_request(first))
     assert second.extra.pop("include") == ["reasoning.encrypted_content"]
+    assert second.extra.pop("store") is False  # the writer's: the proxy keeps nothing for it
     assert second.dropped == ["store"]
     second.dropped = []
     assert second == first

@@ -66,6 +66,8 @@ def read_request(body: Any) -> neutral.Request:
     for name in ("previous_response_id", "include"):
         if body.get(name) is not None:
             request.extra[name] = body[name]
+    if body.get("store") is False:  # nothing to keep for a later previous_response_id
+        request.extra["store"] = False
     return request
 
 

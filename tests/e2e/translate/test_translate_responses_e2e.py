@@ -304,6 +304,12 @@ def test_previous_response_id_continues_a_stored_conversation(proxy, fleet):
     assert second.status == "completed"
     contents = fleet.gemini.last_call().json()["contents"]
     assert "remember 7" in json.dumps(contents)
+    # store: false (Codex): nothing is kept, so its id cannot be continued (as at OpenAI)
+    unstored = c.responses.create(model=model_for("gemini", "gpt-5"), input="x", store=False)
+    with pytest.raises(openai.BadRequestError, match="previous_response_id"):
+        c.responses.create(
+            model=model_for("gemini", "gpt-5"), input="y", previous_response_id=unstored.id
+        )
 
 
 @pytest.mark.parametrize("kind", KINDS)
