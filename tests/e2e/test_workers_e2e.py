@@ -50,7 +50,9 @@ def serve(launcher: CaloProcess, count: int) -> None:
         assert answer.status_code == 200, answer.text
 
 
-def test_two_workers_serve_one_port_and_metrics_are_summed(tmp_path, upstream, redis_server):
+@pytest.fixture
+def launcher(tmp_path, upstream, redis_server):
+    """`gemini-calo --workers 2` on Redis, both workers listening."""
     env = {
         "GEMINI_CALO_API_KEYS": "k1,k2",
         "GEMINI_CALO_BASE_URL": upstream.url,
@@ -59,77 +61,69 @@ def test_two_workers_serve_one_port_and_metrics_are_summed(tmp_path, upstream, r
     launcher = CaloProcess(tmp_path, env, WORKERS)
     try:
         assert wait_for(lambda: launcher.said("listening at") == 2, 60), launcher.output
-        serve(launcher, 40)
-        assert wait_for(lambda: len(launcher.records()) == 40)
-        workers = {record["worker"] for record in launcher.records()}
-        assert {w.split(":")[0] for w in workers} == {"1", "2"}, workers  # both served
-
-        found = scrape(launcher.metrics)
-        assert metric(found, "calo_requests_total", status_class="2xx") == 40
-        assert metric(found, "gen_ai_server_request_duration_seconds_count") == 40
-        input_tokens = sum(r["usage"]["input_tokens"] for r in launcher.records())
-        assert metric(found, "gen_ai_client_token_usage_sum", gen_ai_token_type="input") == (
-            input_tokens
-        )
-        wait_metric(launcher.metrics, "calo_shared_state_up", 1, backend="redis")
-
-        # a worker that dies is started again; what it counted stays in the sum
-        number, pid = next(iter(workers)).split(":")
-        os.kill(int(pid), signal.SIGKILL)
-        died = f"worker {number} (pid {pid}) exited with code -9; starting it again"
-        assert wait_for(lambda: launcher.said(died) == 1), launcher.output
-        assert wait_for(lambda: launcher.said("listening at") == 3, 60), launcher.output
-        serve(launcher, 10)
-        wait_metric(launcher.metrics, "calo_requests_total", 50, status_class="2xx")
-
-        # Ctrl-C stops them all
-        pids = {int(r["worker"].split(":")[1]) for r in launcher.records()} - {int(pid)}
-        launcher.proc.send_signal(signal.SIGINT)
-        assert launcher.proc.wait(30) == 0
-        assert not any(pid_alive(p) for p in pids)
-        with pytest.raises(httpx.ConnectError):
-            httpx.get(f"http://127.0.0.1:{launcher.port}/health")
+        yield launcher
     finally:
         launcher.stop()
 
 
-def test_a_responses_conversation_goes_on_whichever_worker_gets_the_next_call(
-    tmp_path, upstream, redis_server
-):
+def test_two_workers_serve_one_port_and_metrics_are_summed(launcher):
+    serve(launcher, 40)
+    assert wait_for(lambda: len(launcher.records()) == 40)
+    workers = {record["worker"] for record in launcher.records()}
+    assert {w.split(":")[0] for w in workers} == {"1", "2"}, workers  # both served
+
+    found = scrape(launcher.metrics)
+    assert metric(found, "calo_requests_total", status_class="2xx") == 40
+    assert metric(found, "gen_ai_server_request_duration_seconds_count") == 40
+    input_tokens = sum(r["usage"]["input_tokens"] for r in launcher.records())
+    assert metric(found, "gen_ai_client_token_usage_sum", gen_ai_token_type="input") == (
+        input_tokens
+    )
+    wait_metric(launcher.metrics, "calo_shared_state_up", 1, backend="redis")
+
+    # a worker that dies is started again; what it counted stays in the sum
+    number, pid = next(iter(workers)).split(":")
+    os.kill(int(pid), signal.SIGKILL)
+    died = f"worker {number} (pid {pid}) exited with code -9; starting it again"
+    assert wait_for(lambda: launcher.said(died) == 1), launcher.output
+    assert wait_for(lambda: launcher.said("listening at") == 3, 60), launcher.output
+    serve(launcher, 10)
+    wait_metric(launcher.metrics, "calo_requests_total", 50, status_class="2xx")
+
+    # Ctrl-C stops them all
+    pids = {int(r["worker"].split(":")[1]) for r in launcher.records()} - {int(pid)}
+    launcher.proc.send_signal(signal.SIGINT)
+    assert launcher.proc.wait(30) == 0
+    assert not any(pid_alive(p) for p in pids)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{launcher.port}/health")
+
+
+def test_a_responses_conversation_goes_on_whichever_worker_gets_the_next_call(launcher, upstream):
     """`previous_response_id` chained over calls that each open a connection of their own, so
     the kernel spreads them over both workers: the chain holds (the upstream gets every earlier
     turn) and goes on until both workers served part of it, so one continued what the other
     answered."""
-    env = {
-        "GEMINI_CALO_API_KEYS": "k1",
-        "GEMINI_CALO_BASE_URL": upstream.url,
-        "GEMINI_CALO_REDIS_URL": redis_server.url,
-    }
-    launcher = CaloProcess(tmp_path, env, WORKERS)
-    try:
-        assert wait_for(lambda: launcher.said("listening at") == 2, 60), launcher.output
-        previous, turns = None, []
-        for turn in range(40):
-            with httpx.Client(headers={"connection": "close"}) as http:
-                client = openai.OpenAI(
-                    base_url=f"http://127.0.0.1:{launcher.port}/v1",
-                    api_key="unused",
-                    max_retries=0,
-                    http_client=http,
-                )
-                answer = client.responses.create(
-                    model="gemini-2.5-flash", input=f"turn {turn}", previous_response_id=previous
-                )
-            previous = answer.id
-            turns.append(f"turn {turn}")
-            sent = upstream.last_call().body.decode()
-            assert all(t in sent for t in turns), sent  # the whole conversation went up
-            assert wait_for(lambda n=turn + 1: len(launcher.records()) == n)
-            if len({r["worker"] for r in launcher.records()}) == 2 and turn >= 2:
-                break
-        assert len({r["worker"] for r in launcher.records()}) == 2, "one worker served all"
-    finally:
-        launcher.stop()
+    previous, turns = None, []
+    for turn in range(40):
+        with httpx.Client(headers={"connection": "close"}) as http:
+            client = openai.OpenAI(
+                base_url=f"http://127.0.0.1:{launcher.port}/v1",
+                api_key="unused",
+                max_retries=0,
+                http_client=http,
+            )
+            answer = client.responses.create(
+                model="gemini-2.5-flash", input=f"turn {turn}", previous_response_id=previous
+            )
+        previous = answer.id
+        turns.append(f"turn {turn}")
+        sent = upstream.last_call().body.decode()
+        assert all(t in sent for t in turns), sent  # the whole conversation went up
+        assert wait_for(lambda n=turn + 1: len(launcher.records()) == n)
+        if len({r["worker"] for r in launcher.records()}) == 2 and turn >= 2:
+            break
+    assert len({r["worker"] for r in launcher.records()}) == 2, "one worker served all"
 
 
 def test_workers_without_redis_refuse_to_start_in_one_line(tmp_path, upstream):

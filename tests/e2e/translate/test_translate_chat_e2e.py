@@ -271,6 +271,32 @@ def test_stream_reaches_the_client_before_the_upstream_finishes(proxy, fleet, ki
 # ------------------------------------------------------------------ Gemini specifics
 
 
+def weather_then_time_dropping_extras(proxy, kind: str, how: str) -> tuple[dict, str | None]:
+    """Two tool turns (scripted on the fake of `kind`) and the final answer, by a client that
+    sends back only OpenAI's own fields: no extra_content, no reasoning_content."""
+    c = client(proxy)
+    messages: list = [{"role": "user", "content": "Weather and time in Paris?"}]
+    for turn in range(3):
+        message, finish = ask(
+            c,
+            how,
+            model=model_for(kind, "gpt-5"),
+            messages=messages,
+            tools=[WEATHER, TIME],
+            reasoning_effort="high",
+        )
+        if turn == 2:
+            return message, finish
+        (call,) = tool_calls(message)
+        if kind == "gemini":
+            assert call["extra_content"]["google"]["thought_signature"]
+        messages += [
+            as_param(message, keep_extra=False),
+            {"role": "tool", "tool_call_id": call["id"], "content": "ok"},
+        ]
+    raise AssertionError("unreachable")
+
+
 @pytest.mark.parametrize("how", ["create", "chunks"])
 def test_signatures_ride_in_extra_content_and_a_client_that_drops_them_still_works(
     proxy, fleet, how
@@ -279,26 +305,7 @@ def test_signatures_ride_in_extra_content_and_a_client_that_drops_them_still_wor
         Reply(tool_calls=[("get_weather", {"city": "Paris"})]),
         Reply(tool_calls=[("get_time", {"zone": "CET"})]),
     ]
-    c = client(proxy)
-    messages: list = [{"role": "user", "content": "Weather and time in Paris?"}]
-    for _ in range(2):
-        message, _ = ask(
-            c,
-            how,
-            model=model_for("gemini", "gpt-5"),
-            messages=messages,
-            tools=[WEATHER, TIME],
-            reasoning_effort="high",
-        )
-        (call,) = tool_calls(message)
-        assert call["extra_content"]["google"]["thought_signature"]
-        messages += [
-            as_param(message, keep_extra=False),
-            {"role": "tool", "tool_call_id": call["id"], "content": "ok"},
-        ]
-    final, finish = ask(
-        c, how, model=model_for("gemini", "gpt-5"), messages=messages, tools=[WEATHER, TIME]
-    )
+    final, finish = weather_then_time_dropping_extras(proxy, "gemini", how)
     assert finish == "stop" and content(final).startswith("results:")
     model_turns = [t for t in fleet.gemini.last_call().json()["contents"] if t["role"] == "model"]
     assert all(p.get("thoughtSignature") for t in model_turns for p in t["parts"][:1])
@@ -312,37 +319,13 @@ def test_claude_thinking_comes_back_for_a_client_that_drops_reasoning_content(
     """Claude with thinking refuses a tool turn whose thinking block is missing or altered (its
     signature covers the text); LangChain and most Chat clients keep only OpenAI's fields. The
     proxy puts the whole block back by tool-call id (the fakes check it as Anthropic does)."""
-    fake = fleet.fake(kind)
-    fake.scripted += [
+    fleet.fake(kind).scripted += [
         Reply(tool_calls=[("get_weather", {"city": "Paris"})], thinking="Weather first."),
         Reply(tool_calls=[("get_time", {"zone": "CET"})], thinking="Now the time."),
     ]
-    c = client(proxy)
-    messages: list = [{"role": "user", "content": "Weather and time in Paris?"}]
-    for _ in range(2):
-        message, _ = ask(
-            c,
-            how,
-            model=model_for(kind, "gpt-5"),
-            messages=messages,
-            tools=[WEATHER, TIME],
-            reasoning_effort="low",
-        )
-        (call,) = tool_calls(message)
-        messages += [
-            as_param(message, keep_extra=False),
-            {"role": "tool", "tool_call_id": call["id"], "content": "ok"},
-        ]
-    final, finish = ask(
-        c,
-        how,
-        model=model_for(kind, "gpt-5"),
-        messages=messages,
-        tools=[WEATHER, TIME],
-        reasoning_effort="low",
-    )
+    final, finish = weather_then_time_dropping_extras(proxy, kind, how)
     assert finish == "stop", final
-    sent = fake.last_call().body.decode()
+    sent = fleet.fake(kind).last_call().body.decode()
     assert "Weather first." in sent and "Now the time." in sent
 
 
