@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 
 import boto3
 import httpx
 from botocore.config import Config
 
-from tests.e2e.launch import free_port
+from tests.e2e.launch import free_port, wait_for
 from tests.fake_bedrock import FakeBedrock
 
 AKID, SECRET = "AKIDWEBPROXY", "web-proxy-secret"
@@ -60,12 +59,12 @@ model_routes:
         )
         assert fake.last_call().signature_ok is True
 
-        flows = []
-        for _ in range(50):  # the web view updates asynchronously
+        def commented() -> list:  # the web view updates asynchronously
             flows = httpx.get(f"http://127.0.0.1:{web_port}/flows?token=calo-test-pw").json()
-            if flows and flows[-1].get("comment"):
-                break
-            time.sleep(0.1)
+            return flows if flows and flows[-1].get("comment") else []
+
+        assert wait_for(commented)
+        flows = commented()
         (flow,) = [f for f in flows if "/converse" in f["request"]["path"]]
         assert flow["comment"].startswith("calo: bedrock converse anthropic.claude-3-haiku")
         assert "route anthropic.*" in flow["comment"] and "tokens 8/3" in flow["comment"]
