@@ -48,10 +48,11 @@ class Space:
     def delete(self, key: str) -> None:
         self._state._publish(self.name, key, None, 0.0)
 
-    def keep(self, key: str, value: Any, ttl: float) -> None:
+    def keep(self, key: str, value: Any, ttl: float) -> bool:
         """Store `key` for any process to `fetch`, without sending it to the others now: for
-        entries too large to copy everywhere that one later call may need (a conversation)."""
-        self._state._publish(self.name, key, value, ttl, tell=False)
+        entries too large to copy everywhere that one later call may need (a conversation).
+        False when it will not be stored (no backend, or one known to be unreachable)."""
+        return self._state._publish(self.name, key, value, ttl, tell=False)
 
     async def fetch(self, key: str) -> Any | None:
         """What another process stored under `key` (None: nothing, or no backend to ask)."""
@@ -118,8 +119,9 @@ class SharedState:
             self._spaces[name] = Space(name, self)
         return self._spaces[name]
 
-    def _publish(self, space: str, key: str, value: Any, ttl: float, tell: bool = True) -> None:
-        """One process: nobody to tell."""
+    def _publish(self, space: str, key: str, value: Any, ttl: float, tell: bool = True) -> bool:
+        """One process: nobody to tell. True if the change will reach the backend."""
+        return False
 
     async def _fetch(self, space: str, key: str) -> Any | None:
         """One process: the owner holds every entry already."""

@@ -76,6 +76,7 @@ class RedisState(SharedState):
         self._client: aioredis.Redis | None = None
         self._pending: deque[tuple[str, str, Any, float, bool]] = deque(maxlen=MAX_PENDING)
         self._wake = asyncio.Event()
+        self._connected = asyncio.Event()  # set while a session is up
         self._broken = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._said_down = False
@@ -134,6 +135,7 @@ class RedisState(SharedState):
             await self._read_spaces(client)
             self._broken.clear()
             self._client = client
+            self._connected.set()
             self._came_up()
             loop = asyncio.get_running_loop()
             tasks = [
@@ -148,6 +150,7 @@ class RedisState(SharedState):
             raise ConnectionError("the connection to Redis was lost")
         finally:
             self._client = None
+            self._connected.clear()
             for task in tasks:
                 task.cancel()
             with contextlib.suppress(*FAILURES):
@@ -185,14 +188,18 @@ class RedisState(SharedState):
     def _key(self, space: str, key: str) -> str:
         return f"{self.prefix}:{space}:{key}"
 
-    def _publish(self, space: str, key: str, value: Any, ttl: float, tell: bool = True) -> None:
-        if not tell and self._client is None:
-            return  # kept for a later call only: not worth holding while Redis is away
+    def _publish(self, space: str, key: str, value: Any, ttl: float, tell: bool = True) -> bool:
+        if not tell and self._said_down:
+            return False  # kept for a later call only: not worth holding while Redis is away
         expires = time.time() + ttl if value is not None else 0
         self._pending.append((space, key, value, expires, tell))
         self._wake.set()
+        return True
 
     async def _fetch(self, space: str, key: str) -> Any | None:
+        if self._client is None and not self._said_down:  # still connecting (a fresh start)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._connected.wait(), CONNECT_TIMEOUT)
         client = self._client
         if client is None:
             return None

@@ -38,12 +38,13 @@ class Linked(SharedState):
         peers.append(self)
         self.sent: list[tuple[str, str, Any]] = []
 
-    def _publish(self, space: str, key: str, value: Any, ttl: float, tell: bool = True) -> None:
+    def _publish(self, space: str, key: str, value: Any, ttl: float, tell: bool = True) -> bool:
         value = json.loads(json.dumps(value))  # as it travels
         self.sent.append((space, key, value))
         for peer in self.peers:
             if peer is not self and space in peer._spaces:
                 peer._spaces[space].deliver(key, value)
+        return True
 
 
 def two() -> tuple[Linked, Linked]:

@@ -81,7 +81,7 @@ def test_a_kept_entry_is_fetched_by_another_process_and_sent_to_no_one(redis_ser
     async def go():
         a, b = await started(redis_server.url), await started(redis_server.url)
         heard: list = []
-        b.space("conversations").watch(lambda key, value: heard.append(key))
+        b.space("conversations").watch(lambda key, value: heard.append(key), replay=False)
         a.space("conversations").keep("resp_1", [{"type": "message"}], 60)
         a.space("conversations").keep("resp_old", [1], 0.001)
         a.space("conversations").put("told", 1, 60)  # published after them: the channel works
@@ -89,13 +89,21 @@ def test_a_kept_entry_is_fetched_by_another_process_and_sent_to_no_one(redis_ser
         fetched = await b.space("conversations").fetch("resp_1")
         absent = await b.space("conversations").fetch("resp_2")
         expired = await b.space("conversations").fetch("resp_old")
-        for state in (a, b):
+        # a fresh start: kept before the connection is made, read while it is being made
+        early = RedisState(redis_server.url)
+        queued = early.space("conversations").keep("resp_early", ["e"], 60)
+        await early.start()
+        late = RedisState(redis_server.url)
+        await late.start()
+        read_while_connecting = await late.space("conversations").fetch("resp_early")
+        for state in (a, b, early, late):
             await state.stop()
-        return heard, fetched, absent, expired
+        return heard, fetched, absent, expired, queued, read_while_connecting
 
-    heard, fetched, absent, expired = run(go())
+    heard, fetched, absent, expired, queued, read_while_connecting = run(go())
     assert heard == ["told"]
     assert fetched == [{"type": "message"}] and absent is None and expired is None
+    assert queued is True and read_while_connecting == ["e"]
 
 
 def test_a_conversation_is_stored_as_links_and_read_back_whole_elsewhere(redis_server):
@@ -246,6 +254,8 @@ def test_unreachable_at_start_serves_locally_and_never_shows_the_password(caplog
         await eventually(lambda: state.failures == 1)
         value = await state.incr("n", 5)
         admitted = await state.reserve("rotation:x", BLOCK)
+        assert state.space("conversations").keep("resp_1", ["x"], 60) is False  # not held
+        assert await state.space("conversations").fetch("resp_1") is None
         await state.stop()
         return state, value, admitted
 

@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 
 DEFAULT_BYTES = 64 * 1024 * 1024
 DEFAULT_TTL = 3600.0
-FETCH_AGAIN_AFTER = (0.0, 0.2)  # seconds before each read of the shared store
+# seconds before each read of the shared store: an answer's entry is written a moment after
+# it went out, later still under load (only an id nobody stored waits for them all)
+FETCH_AGAIN_AFTER = (0.0, 0.1, 0.4, 1.0)
 CHECKPOINT_EVERY = 16  # stored answers between two whole copies of a conversation
 CONTINUED_TURNS = "_continued_turns"  # Request.extra: how many turns came from the stored one
 
@@ -55,12 +57,11 @@ class ConversationMemory:
             maxsize=max_bytes, ttl=ttl, getsizeof=lambda kept: _size(kept.messages)
         )
         self._ttl = ttl
-        self._state: SharedState | None = None
         self._space: Space | None = None
 
     def share(self, state: SharedState) -> None:
         if state.backend != "memory":  # one process: nothing to store for the others
-            self._state, self._space = state, state.space("conversations")
+            self._space = state.space("conversations")
 
     def remember(
         self,
@@ -75,7 +76,7 @@ class ConversationMemory:
             return
         kept = Kept(messages)
         self._cache[answer_id] = kept
-        if self._space is None or self._state is None or not self._state.up:
+        if self._space is None:
             return
         before = self._cache.get(previous) if previous else None
         now = time.time()
@@ -92,8 +93,7 @@ class ConversationMemory:
             kept.since = now
             entry = {"depth": 0, "items": write_input_items(messages)}
         entry["since"] = kept.since
-        self._space.keep(answer_id, entry, 2 * self._ttl)
-        kept.shared = True
+        kept.shared = self._space.keep(answer_id, entry, 2 * self._ttl)
 
     def recall(self, answer_id: str) -> list[neutral.Message] | None:
         kept = self._cache.get(answer_id)
@@ -102,7 +102,8 @@ class ConversationMemory:
     async def fetch_continued(self, payload: Any) -> None:
         """Before a Responses request is read: bring in the conversation it continues
         (`previous_response_id`) from the shared state, when another process answered it. The
-        store is written a moment after the answer went out, so a miss is asked again once."""
+        store is written a moment after the answer went out, so a miss is asked again, a few
+        times over about 1.5 s."""
         answer_id = payload.get("previous_response_id") if isinstance(payload, dict) else None
         if self._space is None or not isinstance(answer_id, str) or answer_id in self._cache:
             return
