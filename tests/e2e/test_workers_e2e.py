@@ -51,13 +51,18 @@ def serve(launcher: CaloProcess, count: int) -> None:
 
 
 @pytest.fixture
-def launcher(tmp_path, upstream, redis_server):
-    """`gemini-calo --workers 2` on Redis, both workers listening."""
-    env = {
+def env(upstream, redis_server) -> dict[str, str]:
+    """Two keys, the fake upstream, a real Redis."""
+    return {
         "GEMINI_CALO_API_KEYS": "k1,k2",
         "GEMINI_CALO_BASE_URL": upstream.url,
         "GEMINI_CALO_REDIS_URL": redis_server.url,
     }
+
+
+@pytest.fixture
+def launcher(tmp_path, env):
+    """`gemini-calo --workers 2` on Redis, both workers listening."""
     launcher = CaloProcess(tmp_path, env, WORKERS)
     try:
         assert wait_for(lambda: launcher.said("listening at") == 2, 60), launcher.output
@@ -143,16 +148,9 @@ def test_workers_without_redis_refuse_to_start_in_one_line(tmp_path, upstream):
 
 
 @pytest.mark.parametrize("reuse_port", [False, True], ids=["plain", "another-launchers"])
-def test_workers_on_a_port_in_use_refuse_to_start_in_one_line(
-    tmp_path, upstream, redis_server, reuse_port
-):
+def test_workers_on_a_port_in_use_refuse_to_start_in_one_line(tmp_path, env, reuse_port):
     """Also a port held by another launcher's workers (SO_REUSEPORT), which new workers would
     otherwise join without a word, taking half its connections."""
-    env = {
-        "GEMINI_CALO_API_KEYS": "k1",
-        "GEMINI_CALO_BASE_URL": upstream.url,
-        "GEMINI_CALO_REDIS_URL": redis_server.url,
-    }
     with socket.socket() as holder:
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, int(reuse_port))
         holder.bind(("127.0.0.1", 0))
@@ -172,19 +170,9 @@ def test_workers_on_a_port_in_use_refuse_to_start_in_one_line(
     ]
 
 
-def test_workers_stop_when_the_launcher_is_killed_outright(tmp_path, upstream, redis_server):
-    env = {
-        "GEMINI_CALO_API_KEYS": "k1",
-        "GEMINI_CALO_BASE_URL": upstream.url,
-        "GEMINI_CALO_REDIS_URL": redis_server.url,
-    }
-    launcher = CaloProcess(tmp_path, env, WORKERS)
-    try:
-        assert wait_for(lambda: launcher.said("listening at") == 2, 60), launcher.output
-        with open(f"/proc/{launcher.proc.pid}/task/{launcher.proc.pid}/children") as f:
-            workers = [int(pid) for pid in f.read().split()]
-        assert len(workers) == 2
-        launcher.proc.kill()  # SIGKILL: the launcher cannot stop them itself
-        assert wait_for(lambda: not any(pid_alive(p) for p in workers), 30)
-    finally:
-        launcher.stop()
+def test_workers_stop_when_the_launcher_is_killed_outright(launcher):
+    with open(f"/proc/{launcher.proc.pid}/task/{launcher.proc.pid}/children") as f:
+        workers = [int(pid) for pid in f.read().split()]
+    assert len(workers) == 2
+    launcher.proc.kill()  # SIGKILL: the launcher cannot stop them itself
+    assert wait_for(lambda: not any(pid_alive(p) for p in workers), 30)
