@@ -14,7 +14,16 @@ from mitmproxy import http
 
 from ..translate import anthropic as anthropic_codec
 from ..translate.neutral import Usage
-from .base import ModelInBody, Operation, Turn, block_turn, int_or_none, json_response
+from .base import (
+    ModelInBody,
+    Operation,
+    Turn,
+    block_boundary,
+    block_turn,
+    int_or_none,
+    json_response,
+    listed_turns,
+)
 
 ANTHROPIC_HOST = "api.anthropic.com"
 API_VERSION = "2023-06-01"  # the Messages API version a translated request asks for
@@ -80,15 +89,11 @@ class Anthropic(ModelInBody):
     def finished(self, event_type: str | None, payload: Any) -> bool:
         return isinstance(payload, dict) and payload.get("type") == "message_stop"
 
-    def error_message(self, payload: Any) -> str | None:
-        error = payload.get("error") if isinstance(payload, dict) else None
-        return str(error.get("message")) if isinstance(error, dict) else None
-
     # ------------------------------------------------------------ conversation
 
     def turns(self, op: Operation, body: Any) -> list | None:
-        messages = body.get("messages") if isinstance(body, dict) else None
-        if not isinstance(messages, list) or not op.conversation:
+        messages = listed_turns(op, body)
+        if messages is None:
             return None
         # Claude Code puts system turns inside messages: they are not conversation turns
         return [m for m in messages if not (isinstance(m, dict) and m.get("role") == "system")]
@@ -97,11 +102,7 @@ class Anthropic(ModelInBody):
         return block_turn(message, _tool_id)
 
     def is_boundary(self, message: Any) -> bool:
-        if not isinstance(message, dict) or message.get("role") != "assistant":
-            return False
-        content = message.get("content")
-        blocks = content if isinstance(content, list) else []
-        return not any(isinstance(b, dict) and b.get("type") == "tool_use" for b in blocks)
+        return block_boundary(message, lambda block: block.get("type") == "tool_use")
 
     def inject(self, op: Operation, body: Any, remaining: list, context: str) -> None:
         system_turns = [

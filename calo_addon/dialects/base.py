@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -129,8 +130,10 @@ class Dialect:
         return False
 
     def error_message(self, payload: Any) -> str | None:
-        """The human text of an error body in this API's shape."""
-        return None
+        """The human text of an error body in this API's shape (`{"error": {"message"}}`, as
+        Gemini, OpenAI and Anthropic write it)."""
+        error = payload.get("error") if isinstance(payload, dict) else None
+        return str(error.get("message")) if isinstance(error, dict) else None
 
     # ------------------------------------------------------------ conversation (rollup)
 
@@ -215,6 +218,21 @@ def body_dict(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise Refusal(400, "request body must be a JSON object")
     return body
+
+
+def listed_turns(op: Operation, body: Any, key: str = "messages") -> list | None:
+    """`body[key]` when it is a list and the operation is a conversation, else None."""
+    turns = body.get(key) if isinstance(body, dict) else None
+    return turns if isinstance(turns, list) and op.conversation else None
+
+
+def block_boundary(message: Any, is_tool_call: Callable[[dict], bool]) -> bool:
+    """An assistant message whose content blocks call no tool (Anthropic, Bedrock)."""
+    if not isinstance(message, dict) or message.get("role") != "assistant":
+        return False
+    content = message.get("content")
+    blocks = content if isinstance(content, list) else []
+    return not any(isinstance(b, dict) and is_tool_call(b) for b in blocks)
 
 
 def block_turn(message: Any, tool_id: Any) -> Turn:

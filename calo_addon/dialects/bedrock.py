@@ -20,7 +20,18 @@ from mitmproxy import http
 from ..translate import anthropic as anthropic_codec
 from ..translate import converse as converse_codec
 from ..translate.neutral import Usage
-from .base import Dialect, Operation, Turn, block_turn, decode_model, int_or_none, json_response
+from .anthropic import anthropic_usage
+from .base import (
+    Dialect,
+    Operation,
+    Turn,
+    block_boundary,
+    block_turn,
+    decode_model,
+    int_or_none,
+    json_response,
+    listed_turns,
+)
 
 _PATH = re.compile(
     r"^/model/([^/]+)/(invoke|invoke-with-response-stream|converse|converse-stream)$"
@@ -131,15 +142,8 @@ class Bedrock(Dialect):
                 cached_input_tokens=read,
                 cache_write_tokens=written,
             )
-        if "input_tokens" in data or "output_tokens" in data:  # Anthropic
-            read = int_or_none(data.get("cache_read_input_tokens"))
-            written = int_or_none(data.get("cache_creation_input_tokens"))
-            return Usage(
-                _plus(int_or_none(data.get("input_tokens")), read, written),
-                int_or_none(data.get("output_tokens")),
-                cached_input_tokens=read,
-                cache_write_tokens=written,
-            )
+        if "input_tokens" in data or "output_tokens" in data:  # Anthropic (InvokeModel)
+            return anthropic_usage(data)
         return None
 
     def finished(self, event_type: str | None, payload: Any) -> bool:
@@ -157,20 +161,13 @@ class Bedrock(Dialect):
     # ------------------------------------------------------------ conversation
 
     def turns(self, op: Operation, body: Any) -> list | None:
-        messages = body.get("messages") if isinstance(body, dict) else None
-        return messages if isinstance(messages, list) else None
+        return listed_turns(op, body)
 
     def canonical(self, message: Any) -> Turn:
         return block_turn(message, _tool_id)
 
-    def is_boundary(self, message: Any) -> bool:
-        if not isinstance(message, dict) or message.get("role") != "assistant":
-            return False
-        content = message.get("content")
-        blocks = content if isinstance(content, list) else []
-        return not any(
-            isinstance(b, dict) and (b.get("type") == "tool_use" or "toolUse" in b) for b in blocks
-        )
+    def is_boundary(self, message: Any) -> bool:  # Converse blocks, or InvokeModel's Anthropic
+        return block_boundary(message, lambda b: b.get("type") == "tool_use" or "toolUse" in b)
 
     def inject(self, op: Operation, body: Any, remaining: list, context: str) -> None:
         body["messages"] = remaining

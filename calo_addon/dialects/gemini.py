@@ -16,7 +16,16 @@ from mitmproxy import http
 
 from ..translate import gemini as gemini_codec
 from ..translate.neutral import Usage
-from .base import Dialect, Operation, Turn, decode_model, digest, int_or_none, json_response
+from .base import (
+    Dialect,
+    Operation,
+    Turn,
+    decode_model,
+    digest,
+    int_or_none,
+    json_response,
+    listed_turns,
+)
 
 GOOGLE_HOST = "generativelanguage.googleapis.com"
 
@@ -122,15 +131,10 @@ class Gemini(Dialect):
         except (KeyError, IndexError, TypeError, AttributeError):
             return False
 
-    def error_message(self, payload: Any) -> str | None:
-        error = payload.get("error") if isinstance(payload, dict) else None
-        return str(error.get("message")) if isinstance(error, dict) else None
-
     # ------------------------------------------------------------ conversation
 
     def turns(self, op: Operation, body: Any) -> list | None:
-        contents = body.get("contents") if isinstance(body, dict) else None
-        return contents if isinstance(contents, list) and op.conversation else None
+        return listed_turns(op, body, "contents")
 
     def canonical(self, message: Any) -> Turn:
         if not isinstance(message, dict):

@@ -15,7 +15,16 @@ from mitmproxy import http
 
 from ..translate import chat as chat_codec
 from ..translate.neutral import Usage
-from .base import Dialect, ModelInBody, Operation, Turn, int_or_none, json_response, text_of
+from .base import (
+    Dialect,
+    ModelInBody,
+    Operation,
+    Turn,
+    int_or_none,
+    json_response,
+    listed_turns,
+    text_of,
+)
 
 _PATH = re.compile(r"^/(v1|v1beta/openai)/(chat/completions|embeddings|models)/?$")
 _OPERATIONS = {
@@ -114,18 +123,12 @@ class OpenAI(ModelInBody):
     def finished(self, event_type: str | None, payload: Any) -> bool:
         return payload == "[DONE]"
 
-    def error_message(self, payload: Any) -> str | None:
-        error = payload.get("error") if isinstance(payload, dict) else None
-        return str(error.get("message")) if isinstance(error, dict) else None
-
     # ------------------------------------------------------------ conversation
 
     def turns(self, op: Operation, body: Any) -> list | None:
         """The conversation's turns: its messages without the system (and developer) ones."""
-        messages = body.get("messages") if isinstance(body, dict) else None
-        if not isinstance(messages, list) or not op.conversation:
-            return None
-        return _split_system(messages)[1]
+        messages = listed_turns(op, body)
+        return None if messages is None else _split_system(messages)[1]
 
     def canonical(self, message: Any) -> Turn:
         if not isinstance(message, dict):

@@ -47,10 +47,6 @@ class Responses(ModelInBody):
     def finished(self, event_type: str | None, payload: Any) -> bool:
         return isinstance(payload, dict) and payload.get("type") in _FINAL
 
-    def error_message(self, payload: Any) -> str | None:
-        error = payload.get("error") if isinstance(payload, dict) else None
-        return str(error.get("message")) if isinstance(error, dict) else None
-
     # ------------------------------------------------------------ translation
 
     def codec(self, op: Operation | None = None, model: str | None = None):
