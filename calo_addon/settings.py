@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 # "auto": the credential header of the protocol the call speaks upstream (Gemini x-goog-api-key,
 # OpenAI Authorization: Bearer, Anthropic x-api-key), from the route's api_keys
-AUTH_STYLES = (
+AuthStyle = Literal[
     "auto",
     "bearer",
     "x-goog-api-key",
@@ -26,7 +26,8 @@ AUTH_STYLES = (
     "none",
     "sigv4",
     "bedrock-passthrough",
-)
+]
+AUTH_STYLES: tuple[str, ...] = get_args(AuthStyle)
 APIS = ("gemini", "openai", "anthropic", "bedrock", "responses")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -40,16 +41,7 @@ class AWSCredentials:
 
 
 AuthProvider = Callable[..., Any]
-AuthKind = Literal[
-    "auto",
-    "bearer",
-    "x-goog-api-key",
-    "x-api-key",
-    "none",
-    "sigv4",
-    "bedrock-passthrough",
-    "custom",
-]
+AuthKind = Literal[AuthStyle, "custom"]  # "custom": a module:callable provider
 
 
 @dataclass(frozen=True)
