@@ -13,14 +13,13 @@ from typing import Any
 from mitmproxy import http
 
 from ..translate import anthropic as anthropic_codec
-from ..translate.neutral import Usage
+from ..translate.neutral import Usage, int_or_none
 from .base import (
     ModelInBody,
     Operation,
     Turn,
     block_boundary,
     block_turn,
-    int_or_none,
     json_response,
     listed_turns,
 )

@@ -286,10 +286,6 @@ def json_response(
     )
 
 
-def int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def digest(value: Any) -> str:
     """A stable short fingerprint of a JSON value (an image, a file): turn identity beyond text,
     the same in every process (shared state) and never the content itself."""

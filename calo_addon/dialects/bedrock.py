@@ -19,7 +19,7 @@ from mitmproxy import http
 
 from ..translate import anthropic as anthropic_codec
 from ..translate import converse as converse_codec
-from ..translate.neutral import Usage
+from ..translate.neutral import Usage, int_or_none
 from .anthropic import anthropic_usage
 from .base import (
     Dialect,
@@ -28,7 +28,6 @@ from .base import (
     block_boundary,
     block_turn,
     decode_model,
-    int_or_none,
     json_response,
     listed_turns,
 )

@@ -15,14 +15,13 @@ from urllib.parse import quote
 from mitmproxy import http
 
 from ..translate import gemini as gemini_codec
-from ..translate.neutral import Usage
+from ..translate.neutral import Usage, int_or_none
 from .base import (
     Dialect,
     Operation,
     Turn,
     decode_model,
     digest,
-    int_or_none,
     json_response,
     listed_turns,
 )

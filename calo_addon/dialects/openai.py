@@ -14,13 +14,12 @@ from typing import Any
 from mitmproxy import http
 
 from ..translate import chat as chat_codec
-from ..translate.neutral import Usage
+from ..translate.neutral import Usage, int_or_none
 from .base import (
     Dialect,
     ModelInBody,
     Operation,
     Turn,
-    int_or_none,
     json_response,
     listed_turns,
     text_of,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import neutral
+from .neutral import int_or_none
 
 # Anthropic stop reasons the neutral form has no word for, and what they mean for a client.
 _STOP_IN: dict[str, neutral.StopReason] = {
@@ -40,10 +41,6 @@ _ERROR_TYPES = {
 _ERROR_STATUS = {kind: status for status, kind in _ERROR_TYPES.items()}
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 # ---------------------------------------------------------------- usage
 
 
@@ -51,17 +48,17 @@ def read_usage(usage: Any) -> neutral.Usage:
     """Anthropic usage -> neutral (input grows by the cache reads and writes)."""
     if not isinstance(usage, dict):
         return neutral.Usage()
-    uncached = _int(usage.get("input_tokens"))
-    cached = _int(usage.get("cache_read_input_tokens"))
-    written = _int(usage.get("cache_creation_input_tokens"))
+    uncached = int_or_none(usage.get("input_tokens"))
+    cached = int_or_none(usage.get("cache_read_input_tokens"))
+    written = int_or_none(usage.get("cache_creation_input_tokens"))
     total = None
     if uncached is not None or cached is not None or written is not None:
         total = (uncached or 0) + (cached or 0) + (written or 0)
     details = usage.get("output_tokens_details")
-    reasoning = _int(details.get("thinking_tokens")) if isinstance(details, dict) else None
+    reasoning = int_or_none(details.get("thinking_tokens")) if isinstance(details, dict) else None
     return neutral.Usage(
         input_tokens=total,
-        output_tokens=_int(usage.get("output_tokens")),
+        output_tokens=int_or_none(usage.get("output_tokens")),
         cached_input_tokens=cached,
         cache_write_tokens=written,
         reasoning_tokens=reasoning,

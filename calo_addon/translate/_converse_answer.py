@@ -11,7 +11,17 @@ from typing import Any
 
 from . import neutral
 from ._converse_blocks import WriteContext, read_blocks, write_part
-from .neutral import Media, Response, StopReason, Text, Thinking, ToolCall, TranslationError, Usage
+from .neutral import (
+    Media,
+    Response,
+    StopReason,
+    Text,
+    Thinking,
+    ToolCall,
+    TranslationError,
+    Usage,
+    int_or_none,
+)
 
 STOP_REASONS: dict[str, StopReason] = {
     "end_turn": "end_turn",
@@ -45,13 +55,13 @@ def read_usage(data: Any) -> Usage:
     """Converse usage in the neutral convention: cache reads and writes join the input."""
     if not isinstance(data, dict):
         return Usage()
-    prompt = _count(data.get("inputTokens"))
-    read = _count(data.get("cacheReadInputTokens"))
-    written = _count(data.get("cacheWriteInputTokens"))
+    prompt = int_or_none(data.get("inputTokens"))
+    read = int_or_none(data.get("cacheReadInputTokens"))
+    written = int_or_none(data.get("cacheWriteInputTokens"))
     counts = [c for c in (prompt, read, written) if c is not None]
     return Usage(
         input_tokens=sum(counts) if counts else None,
-        output_tokens=_count(data.get("outputTokens")),
+        output_tokens=int_or_none(data.get("outputTokens")),
         cached_input_tokens=read,
         cache_write_tokens=written,
     )
@@ -69,10 +79,6 @@ def write_usage(usage: Usage) -> dict[str, int]:
     if usage.cache_write_tokens is not None:
         data["cacheWriteInputTokens"] = written
     return data
-
-
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 # ---------------------------------------------------------------- whole answers

@@ -333,3 +333,8 @@ def effort_for(budget: int) -> Effort:
         if budget <= tokens:
             return effort
     return "high"
+
+
+def int_or_none(value: Any) -> int | None:
+    """A JSON integer (a token count), or None: absent, null, a bool or anything else."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
