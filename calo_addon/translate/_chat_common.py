@@ -5,7 +5,6 @@ bad field, data URLs, finish reasons, usage, and Google's thought-signature conv
 from __future__ import annotations
 
 import json
-import mimetypes
 from typing import Any
 
 from . import neutral
@@ -86,41 +85,6 @@ def answer_arguments(text: Any) -> dict[str, Any] | str:
     except ValueError:
         return text
     return value if isinstance(value, dict) else text
-
-
-# ---------------------------------------------------------------- data URLs
-
-_MAGIC = (
-    ("iVBORw0KGgo", "image/png"),
-    ("/9j/", "image/jpeg"),
-    ("R0lGOD", "image/gif"),
-    ("UklGR", "image/webp"),
-    ("JVBERi0", "application/pdf"),
-)
-
-
-def sniff_media_type(data: str) -> str | None:
-    """The media type of base64 data from its first bytes (for media that came without one)."""
-    return next((kind for prefix, kind in _MAGIC if data.startswith(prefix)), None)
-
-
-def parse_data_url(url: str, field: str) -> tuple[str | None, str]:
-    """`data:<type>;base64,<data>` -> (type, data). Only base64 data URLs carry media."""
-    header, sep, data = url.partition(",")
-    if not sep or not header.endswith(";base64"):
-        raise TranslationError(f"'{field}' must be a base64 data URL", field)
-    media_type = header[len("data:") : -len(";base64")] or None
-    return media_type, data
-
-
-def data_url(media: neutral.Media) -> str:
-    media_type = media.media_type or sniff_media_type(media.data or "") or "image/png"
-    return f"data:{media_type};base64,{media.data}"
-
-
-def guess_media_type(filename: str | None, data: str) -> str | None:
-    guessed = mimetypes.guess_type(filename)[0] if filename else None
-    return guessed or sniff_media_type(data)
 
 
 # ---------------------------------------------------------------- finish reasons

@@ -17,15 +17,14 @@ from ._chat_common import (
     expect_dict,
     expect_list,
     expect_str,
-    guess_media_type,
     optional_int,
     parse_arguments,
-    parse_data_url,
     reasoning_text,
     signature_of,
     signed_thinking,
 )
 from ._chat_settings import read_settings
+from .media import guess_media_type, parse_data_url, url_media
 from .neutral import Unsupported
 
 
@@ -152,11 +151,7 @@ def _content_part(part: dict[str, Any], field: str) -> neutral.Text | neutral.Me
 
 def _image(image: dict[str, Any], field: str) -> neutral.Media:
     url = expect_str(image.get("url"), f"{field}.image_url.url")
-    detail = image.get("detail")
-    if url.startswith("data:"):
-        media_type, data = parse_data_url(url, f"{field}.image_url.url")
-        return neutral.Media(media_type=media_type, data=data, detail=detail)
-    return neutral.Media(url=url, detail=detail)
+    return url_media(url, image.get("detail"), f"{field}.image_url.url")
 
 
 def _file(file: dict[str, Any], field: str) -> neutral.Media:

@@ -22,7 +22,8 @@ from __future__ import annotations
 from typing import Any
 
 from . import neutral
-from ._chat_common import data_url, dump_arguments, signature_field
+from ._chat_common import dump_arguments, signature_field
+from .media import data_url
 
 _IMAGE_PREFIX = "image/"
 
@@ -103,13 +104,20 @@ def _content_part(part: neutral.Text | neutral.Media) -> dict[str, Any]:
         extension = part.media_type.rsplit("/", 1)[-1] if part.media_type else "bin"
         return {
             "type": "file",
-            "file": {"file_data": data_url(part), "filename": part.name or f"file.{extension}"},
+            "file": {
+                "file_data": data_url(part.media_type, part.data, "image/png"),
+                "filename": part.name or f"file.{extension}",
+            },
         }
     if part.data is None and not is_image:
         raise neutral.Unsupported(
             "a document by URL cannot be sent to an OpenAI-compatible upstream", "document.url"
         )
-    image: dict[str, Any] = {"url": data_url(part) if part.data is not None else part.url}
+    image: dict[str, Any] = {
+        "url": data_url(part.media_type, part.data, "image/png")
+        if part.data is not None
+        else part.url
+    }
     if part.detail:
         image["detail"] = part.detail
     return {"type": "image_url", "image_url": image}

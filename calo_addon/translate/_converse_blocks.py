@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import neutral
+from .media import parse_data_url, sniff_media_type
 from .neutral import Media, Part, Text, Thinking, ToolCall, ToolResult, TranslationError
 
 IMAGE_FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp"}
@@ -32,8 +33,6 @@ DOCUMENT_FORMATS = {
 }
 _IMAGE_BY_TYPE = {v: k for k, v in IMAGE_FORMATS.items()} | {"image/jpg": "jpeg"}
 _DOCUMENT_BY_TYPE = {v: k for k, v in DOCUMENT_FORMATS.items()} | {"text/x-markdown": "md"}
-# the first bytes of each image format, as base64 text: for images that come without a type
-_IMAGE_MAGIC = {"iVBORw0KGgo": "png", "/9j/": "jpeg", "R0lGOD": "gif", "UklGR": "webp"}
 EMPTY_TOOL_RESULT = "(no output)"  # Converse rejects blank text blocks
 
 
@@ -272,7 +271,7 @@ def write_media(media: Media, ctx: WriteContext) -> dict[str, Any]:
     """An image or document block; Converse takes inline bytes or S3 locations, never URLs."""
     media_type, data, url = media.media_type, media.data, media.url
     if url and url.startswith("data:"):
-        media_type, data, url = *_parse_data_url(url), None
+        media_type, data, url = *parse_data_url(url, "url"), None
     kind = _media_kind(media_type, data)
     if url and not url.startswith("s3://"):
         raise neutral.Unsupported(
@@ -303,19 +302,11 @@ def _image_format(media_type: str | None, data: str | None) -> str:
     if media_type in _IMAGE_BY_TYPE:
         return _IMAGE_BY_TYPE[media_type]
     if media_type is None:
-        for magic, fmt in _IMAGE_MAGIC.items():
-            if (data or "").startswith(magic):
-                return fmt
+        sniffed = sniff_media_type(data or "")
+        if sniffed in _IMAGE_BY_TYPE:
+            return _IMAGE_BY_TYPE[sniffed]
         raise TranslationError("an image without a media type", "media_type")
     raise neutral.Unsupported(f"Bedrock Converse takes no {media_type} images", "media_type")
-
-
-def _parse_data_url(url: str) -> tuple[str | None, str]:
-    header, _, payload = url.partition(",")
-    media_type = header[5:].split(";")[0] or None
-    if ";base64" in header:
-        return media_type, payload
-    return media_type, base64.b64encode(payload.encode()).decode()
 
 
 def _document_name(name: str | None, ctx: WriteContext) -> str:

@@ -9,14 +9,13 @@ readers look fields up with `get`.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from . import neutral
+from .media import data_url_parts, sniff_media_type
 
 # What a written functionResponse wraps the tool's text in; readers also accept the documented
 # "output" key, and "error" marks a failed call.
@@ -37,7 +36,6 @@ _PART_FIELDS = (
 
 # Gemini's own file URIs (Files API, Cloud Storage) go as fileData; so do other URLs, which
 # Gemini may refuse (that refusal is the upstream's answer, not ours to guess).
-_DATA_URL = re.compile(r"^data:([^;,]+)?(?:;[^,]*)?;base64,(.*)$", re.DOTALL)
 
 
 def get(obj: dict[str, Any], camel: str, default: Any = None) -> Any:
@@ -297,34 +295,14 @@ def media_part(media: neutral.Media) -> dict[str, Any]:
     fileUri: Gemini's own file URIs (gs://, generativelanguage Files API), and other http(s)
     URLs, which Gemini may refuse when they are not Google's; that is the upstream's answer."""
     data, mime = media.data, media.media_type
-    if data is None and media.url and (match := _DATA_URL.match(media.url)):
-        mime, data = mime or match.group(1), match.group(2)
+    if data is None and media.url and (inline := data_url_parts(media.url)):
+        mime, data = mime or inline[0], inline[1]
     if data is not None:
-        return {"inlineData": {"mimeType": mime or sniff_mime(data), "data": data}}
+        mime = mime or sniff_media_type(data) or "application/octet-stream"  # Gemini needs one
+        return {"inlineData": {"mimeType": mime, "data": data}}
     if not media.url:
         raise neutral.TranslationError("media without data or url", "parts")
     file: dict[str, Any] = {"fileUri": media.url}
     if mime:
         file["mimeType"] = mime
     return {"fileData": file}
-
-
-_MAGIC = (
-    (b"\x89PNG", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF8", "image/gif"),
-    (b"%PDF", "application/pdf"),
-)
-
-
-def sniff_mime(data: str) -> str:
-    """Gemini requires inlineData.mimeType; guess it from the first bytes when none was given."""
-    try:
-        head = base64.b64decode(data[:24] + "=" * (-len(data[:24]) % 4))
-    except (binascii.Error, ValueError):
-        return "application/octet-stream"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    return next(
-        (mime for magic, mime in _MAGIC if head.startswith(magic)), "application/octet-stream"
-    )

@@ -15,29 +15,10 @@ import mimetypes
 from typing import Any
 
 from . import neutral
+from .media import data_url, guess_media_type, parse_data_url, url_media
 
 REDACTED_PREFIX = "redacted_thinking:"
 SUMMARY_JOINER = "\n\n"
-
-
-# ---------------------------------------------------------------- data URLs
-
-
-def parse_data_url(url: str, field: str) -> tuple[str, str]:
-    """`data:<type>;base64,<data>` -> (media type, base64 data)."""
-    head, sep, data = url.partition(",")
-    if not sep or not head.startswith("data:") or not head.endswith(";base64"):
-        raise neutral.TranslationError(f"{field}: only base64 data URLs are supported", field)
-    return head[len("data:") : -len(";base64")] or "application/octet-stream", data
-
-
-def data_url(media_type: str | None, data: str) -> str:
-    return f"data:{media_type or 'application/octet-stream'};base64,{data}"
-
-
-def _guess_type(name: str | None, default: str | None) -> str | None:
-    guessed = mimetypes.guess_type(name)[0] if name else None
-    return guessed or default
 
 
 # ---------------------------------------------------------------- content parts (read)
@@ -80,11 +61,7 @@ def _read_image(part: dict[str, Any], field: str) -> neutral.Media:
             if part.get("file_id")
             else neutral.TranslationError(f"{field}.image_url is required", field)
         )
-    detail = part.get("detail")
-    if url.startswith("data:"):
-        media_type, data = parse_data_url(url, f"{field}.image_url")
-        return neutral.Media(media_type=media_type, data=data, detail=detail)
-    return neutral.Media(url=url, detail=detail)
+    return url_media(url, part.get("detail"), f"{field}.image_url")
 
 
 def _read_file(part: dict[str, Any], field: str) -> neutral.Media:
@@ -94,12 +71,10 @@ def _read_file(part: dict[str, Any], field: str) -> neutral.Media:
         if file_data.startswith("data:"):
             media_type, data = parse_data_url(file_data, f"{field}.file_data")
             return neutral.Media(media_type=media_type, data=data, name=name)
-        guessed = _guess_type(name, "application/pdf")
+        guessed = guess_media_type(name, file_data) or "application/pdf"
         return neutral.Media(media_type=guessed, data=file_data, name=name)
     if isinstance(file_url, str):
-        return neutral.Media(
-            media_type=_guess_type(name or file_url, None), url=file_url, name=name
-        )
+        return neutral.Media(media_type=guess_media_type(name or file_url), url=file_url, name=name)
     if part.get("file_id"):
         raise _stored_file(field)
     raise neutral.TranslationError(f"{field} needs file_data or file_url", field)
