@@ -19,7 +19,7 @@ from fnmatch import fnmatchcase
 from urllib.parse import urlsplit
 
 from .config import resolve_auth
-from .dialects import BEDROCK, BY_NAME, OPENAI, Dialect, Operation, Refusal, api_host
+from .dialects import BEDROCK, BY_NAME, OPENAI, Dialect, Operation, Refusal, api_for_auth, api_host
 from .dialects.gemini import GEMINI
 from .keypool import KeyPool
 from .settings import Auth, RouteConfig, Settings
@@ -66,12 +66,11 @@ class Upstream:
 
     def wire(self, client: Dialect) -> Dialect:
         """The protocol a call from `client` speaks on this upstream: the client's own when the
-        upstream speaks it (passthrough), else the upstream's (translated). OpenAI calls to
-        Google's host keep Google's OpenAI layer unless the route says `api: gemini`."""
-        if client is self.api:
+        upstream speaks it (passthrough), else the upstream's (translated). A protocol the
+        upstream's API also serves (OpenAI on Google's) passes through unless the route names
+        its `api:`."""
+        if client is self.api or (client.name in self.api.also_serves and not self.api_explicit):
             return client
-        if client is OPENAI and self.api is GEMINI and not self.api_explicit:
-            return OPENAI
         return self.api
 
     def credential_style(self, wire: Dialect) -> str:
@@ -85,11 +84,10 @@ def infer_api(route: RouteConfig, auth: Auth) -> Dialect:
     Bedrock's, x-goog-api-key Gemini's."""
     if route.api:
         return BY_NAME[route.api]
-    if auth.kind in ("sigv4", "bedrock-passthrough") or route.aws is not None:
+    if route.aws is not None:  # AWS credentials sign for Bedrock
         return BEDROCK
-    if auth.kind == "x-goog-api-key":
-        return GEMINI
-    return api_host(normal_host(urlsplit(route.url).hostname or "")) or OPENAI
+    host = normal_host(urlsplit(route.url).hostname or "")
+    return api_for_auth(auth.kind) or api_host(host) or OPENAI
 
 
 class Router:

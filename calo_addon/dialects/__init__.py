@@ -24,6 +24,7 @@ __all__ = [
     "Dialect",
     "Operation",
     "Refusal",
+    "api_for_auth",
     "api_host",
     "dialect_for_path",
     "recognise",
@@ -45,6 +46,11 @@ def dialect_for_path(path: str) -> Dialect:
         if dialect.claims_path(path):
             return dialect
     return GEMINI
+
+
+def api_for_auth(kind: str) -> Dialect | None:
+    """The dialect that alone uses auth style `kind` (SigV4: Bedrock), if any."""
+    return next((dialect for dialect in DIALECTS if kind in dialect.own_auth), None)
 
 
 def api_host(host: str) -> Dialect | None:

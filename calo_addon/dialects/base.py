@@ -75,6 +75,10 @@ class Dialect:
     name: str = ""
     hosts: tuple[str, ...] = ()  # the API's public hosts (explicit proxy mode claims them)
     default_auth: str = "bearer"  # how keys are sent to this API's upstreams ("auto" auth)
+    # other APIs this API's own hosts also serve as they are (Google serves OpenAI's): a call
+    # in one of them passes through unless the route names its `api:`
+    also_serves: tuple[str, ...] = ()
+    own_auth: tuple[str, ...] = ()  # auth styles only this API uses: a route with one speaks it
     # keys of a turn that is only a role and a text, whose canonical form is (role, text, ()):
     # lets the rollup compare many such turns in C; None when the dialect has no such shape
     plain_turn: tuple[str, str] | None = None

@@ -81,6 +81,7 @@ def unwrap_chunk(payload: Any) -> Any:
 class Bedrock(Dialect):
     name = "bedrock"
     default_auth = "bedrock-passthrough"
+    own_auth = ("sigv4", "bedrock-passthrough")
     plain_turn = ("role", "content")  # Anthropic invoke, string content
 
     def owns_host(self, host: str) -> bool:

@@ -67,6 +67,8 @@ class Gemini(Dialect):
     name = "gemini"
     hosts = (GOOGLE_HOST,)
     default_auth = "x-goog-api-key"
+    also_serves = ("openai",)  # under /v1beta/openai/
+    own_auth = ("x-goog-api-key",)
 
     def recognise(self, method: str, path: str, key_source: str | None) -> Operation | None:
         if method == "POST" and (m := _CALL.match(path)):
