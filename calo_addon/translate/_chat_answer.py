@@ -17,8 +17,6 @@ from . import neutral
 from ._chat_common import (
     answer_arguments,
     dump_arguments,
-    expect_dict,
-    expect_list,
     finish_reason,
     read_usage,
     reasoning_text,
@@ -28,6 +26,7 @@ from ._chat_common import (
     stop_reason,
     write_usage,
 )
+from .neutral import expect_dict, expect_list
 
 CHAT_ID_PREFIX = "chatcmpl-"
 

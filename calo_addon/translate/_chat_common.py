@@ -8,27 +8,9 @@ import json
 from typing import Any
 
 from . import neutral
-from .neutral import TranslationError
+from .neutral import TranslationError, expect_str
 
 # ---------------------------------------------------------------- shape checks
-
-
-def expect_dict(value: Any, field: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise TranslationError(f"'{field}' must be an object", field)
-    return value
-
-
-def expect_list(value: Any, field: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise TranslationError(f"'{field}' must be an array", field)
-    return value
-
-
-def expect_str(value: Any, field: str) -> str:
-    if not isinstance(value, str):
-        raise TranslationError(f"'{field}' must be a string", field)
-    return value
 
 
 def optional_number(body: dict[str, Any], key: str) -> float | None:

@@ -14,9 +14,6 @@ from typing import Any
 
 from . import neutral
 from ._chat_common import (
-    expect_dict,
-    expect_list,
-    expect_str,
     optional_int,
     parse_arguments,
     reasoning_text,
@@ -25,7 +22,7 @@ from ._chat_common import (
 )
 from ._chat_settings import read_settings
 from .media import guess_media_type, parse_data_url, url_media
-from .neutral import Unsupported
+from .neutral import Unsupported, expect_dict, expect_list, expect_str
 
 
 def read_request(body: Any) -> neutral.Request:

@@ -9,13 +9,10 @@ from typing import Any
 
 from . import neutral
 from ._chat_common import (
-    expect_dict,
-    expect_list,
-    expect_str,
     optional_int,
     optional_number,
 )
-from .neutral import TranslationError, Unsupported
+from .neutral import TranslationError, Unsupported, expect_dict, expect_list, expect_str
 
 # Read elsewhere (read_request) or below.
 _HANDLED = {

@@ -17,7 +17,17 @@ from typing import Any
 
 from . import neutral
 from .media import parse_data_url, sniff_media_type
-from .neutral import Media, Part, Text, Thinking, ToolCall, ToolResult, TranslationError
+from .neutral import (
+    Media,
+    Part,
+    Text,
+    Thinking,
+    ToolCall,
+    ToolResult,
+    TranslationError,
+    expect_dict,
+    expect_str,
+)
 
 IMAGE_FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp"}
 DOCUMENT_FORMATS = {
@@ -80,11 +90,11 @@ def read_blocks(blocks: Any, dropped: list[str], where: str) -> list[Part]:
 
 
 def _read_text(value: Any, dropped: list[str]) -> list[Part]:
-    return [Text(_string(value, "text"))]
+    return [Text(expect_str(value, "text"))]
 
 
 def _read_image(value: Any, dropped: list[str]) -> list[Part]:
-    block = _object(value, "image")
+    block = expect_dict(value, "image")
     media_type = IMAGE_FORMATS.get(_format_name(block))
     if media_type is None:
         raise TranslationError(f"unknown image format {block.get('format')!r}", "image.format")
@@ -98,7 +108,7 @@ def _format_name(block: dict[str, Any]) -> str:
 
 
 def _read_document(value: Any, dropped: list[str]) -> list[Part]:
-    block = _object(value, "document")
+    block = expect_dict(value, "document")
     media_type = DOCUMENT_FORMATS.get(_format_name(block), "text/plain")
     for advisory in ("context", "citations"):
         if advisory in block:
@@ -108,31 +118,33 @@ def _read_document(value: Any, dropped: list[str]) -> list[Part]:
 
 
 def _read_source(value: Any, where: str) -> dict[str, Any]:
-    source = _object(value, f"{where}.source")
+    source = expect_dict(value, f"{where}.source")
     if isinstance(source.get("bytes"), str):
         return {"data": source["bytes"]}
     if isinstance(source.get("s3Location"), dict):
-        return {"url": _string(source["s3Location"].get("uri"), f"{where}.source.s3Location")}
+        return {"url": expect_str(source["s3Location"].get("uri"), f"{where}.source.s3Location")}
     if isinstance(source.get("text"), str):  # documents may come as plain text
         return {"data": base64.b64encode(source["text"].encode()).decode()}
     raise TranslationError(f"{where}.source needs bytes or an s3Location", f"{where}.source")
 
 
 def _read_tool_use(value: Any, dropped: list[str]) -> list[Part]:
-    block = _object(value, "toolUse")
+    block = expect_dict(value, "toolUse")
     arguments = block.get("input")
     if arguments is None:
         arguments = {}
     if not isinstance(arguments, dict):
         raise TranslationError("toolUse.input must be a JSON object", "toolUse.input")
-    call_id = _string(block.get("toolUseId"), "toolUse.toolUseId")
+    call_id = expect_str(block.get("toolUseId"), "toolUse.toolUseId")
     return [
-        ToolCall(id=call_id, name=_string(block.get("name"), "toolUse.name"), arguments=arguments)
+        ToolCall(
+            id=call_id, name=expect_str(block.get("name"), "toolUse.name"), arguments=arguments
+        )
     ]
 
 
 def _read_tool_result(value: Any, dropped: list[str]) -> list[Part]:
-    block = _object(value, "toolResult")
+    block = expect_dict(value, "toolResult")
     content: list[Text | Media] = []
     for item in block.get("content") or []:
         if isinstance(item, dict) and "json" in item:
@@ -142,7 +154,7 @@ def _read_tool_result(value: Any, dropped: list[str]) -> list[Part]:
         content.extend(p for p in parts if isinstance(p, Text | Media))
     return [
         ToolResult(
-            id=_string(block.get("toolUseId"), "toolResult.toolUseId"),
+            id=expect_str(block.get("toolUseId"), "toolResult.toolUseId"),
             content=content,
             is_error=block.get("status") == "error",
         )
@@ -150,17 +162,17 @@ def _read_tool_result(value: Any, dropped: list[str]) -> list[Part]:
 
 
 def _read_reasoning(value: Any, dropped: list[str]) -> list[Part]:
-    block = _object(value, "reasoningContent")
+    block = expect_dict(value, "reasoningContent")
     if isinstance(block.get("redactedContent"), str):
         return [Thinking(redacted=True, signature=block["redactedContent"])]
-    text = _object(block.get("reasoningText"), "reasoningContent.reasoningText")
+    text = expect_dict(block.get("reasoningText"), "reasoningContent.reasoningText")
     return [Thinking(text=text.get("text") or "", signature=text.get("signature"))]
 
 
 def _read_citations(value: Any, dropped: list[str]) -> list[Part]:
     """Cited text an assistant wrote: its text stays, the citations go."""
     note(dropped, "citationsContent")
-    items = _object(value, "citationsContent").get("content") or []
+    items = expect_dict(value, "citationsContent").get("content") or []
     text = "".join(i.get("text", "") for i in items if isinstance(i, dict))
     return [Text(text)] if text else []
 
@@ -198,18 +210,6 @@ _READERS = {
     "video": _refuse("video"),
     "audio": _refuse("audio"),
 }
-
-
-def _object(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise TranslationError(f"{where} must be an object", where)
-    return value
-
-
-def _string(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise TranslationError(f"{where} must be a string", where)
-    return value
 
 
 # ---------------------------------------------------------------- writing

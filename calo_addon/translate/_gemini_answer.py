@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from . import neutral
-from ._gemini_parts import CallIds, as_dict, get, read_parts, write_parts
+from ._gemini_parts import CallIds, get, read_parts, write_parts
+from .neutral import expect_dict
 
 # Finish reasons that mean the answer was withheld: the client sees a refusal.
 _BLOCKED = {
@@ -85,7 +86,7 @@ def write_usage(usage: neutral.Usage) -> dict[str, Any]:
 
 
 def read_response(payload: Any) -> neutral.Response:
-    payload = as_dict(payload, "response")
+    payload = expect_dict(payload, "response")
     if isinstance(payload.get("error"), dict):
         raise neutral.TranslationError(payload["error"].get("message") or "Gemini error", "error")
     response = neutral.Response(
@@ -98,7 +99,7 @@ def read_response(payload: Any) -> neutral.Response:
         feedback = get(payload, "promptFeedback") or {}
         response.stop_reason = "refusal" if get(feedback, "blockReason") else None
         return response
-    candidate = as_dict(candidates[0], "candidates[0]")
+    candidate = expect_dict(candidates[0], "candidates[0]")
     content = candidate.get("content") or {}
     response.parts = read_parts(content.get("parts") or [], CallIds(), where="content.parts")
     called = any(isinstance(p, neutral.ToolCall) for p in response.parts)

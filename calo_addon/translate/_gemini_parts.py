@@ -16,6 +16,7 @@ from typing import Any
 
 from . import neutral
 from .media import data_url_parts, sniff_media_type
+from .neutral import expect_dict, expect_list
 
 # What a written functionResponse wraps the tool's text in; readers also accept the documented
 # "output" key, and "error" marks a failed call.
@@ -52,18 +53,6 @@ def snake(name: str) -> str:
 def camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(word.title() for word in rest)
-
-
-def as_dict(value: Any, field_name: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise neutral.TranslationError(f"{field_name} must be an object", field_name)
-    return value
-
-
-def as_list(value: Any, field_name: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise neutral.TranslationError(f"{field_name} must be a list", field_name)
-    return value
 
 
 # ---------------------------------------------------------------- reading
@@ -103,8 +92,8 @@ def read_parts(
     """A content's parts in neutral form; part kinds with no neutral place are named in
     `dropped` (when given) and left out."""
     out: list[neutral.Part] = []
-    for number, part in enumerate(as_list(parts, where)):
-        out.extend(read_part(as_dict(part, f"{where}[{number}]"), ids, dropped))
+    for number, part in enumerate(expect_list(parts, where)):
+        out.extend(read_part(expect_dict(part, f"{where}[{number}]"), ids, dropped))
     return out
 
 
@@ -136,9 +125,9 @@ def _content(part: dict[str, Any], ids: CallIds) -> neutral.Part | None:
     if (file := get(part, "fileData")) is not None:
         return neutral.Media(media_type=get(file, "mimeType"), url=get(file, "fileUri"))
     if (call := get(part, "functionCall")) is not None:
-        return _tool_call(as_dict(call, "functionCall"), ids)
+        return _tool_call(expect_dict(call, "functionCall"), ids)
     if (result := get(part, "functionResponse")) is not None:
-        return _tool_result(as_dict(result, "functionResponse"), ids)
+        return _tool_result(expect_dict(result, "functionResponse"), ids)
     if (code := code_text(part)) is not None:
         return neutral.Text(code)
     return None
@@ -160,7 +149,7 @@ def _tool_call(call: dict[str, Any], ids: CallIds) -> neutral.ToolCall:
     if not isinstance(name, str) or not name:
         raise neutral.TranslationError("functionCall without a name", "functionCall.name")
     args = call.get("args") or {}
-    return neutral.ToolCall(id=ids.for_call(call), name=name, arguments=as_dict(args, "args"))
+    return neutral.ToolCall(id=ids.for_call(call), name=name, arguments=expect_dict(args, "args"))
 
 
 def _tool_result(result: dict[str, Any], ids: CallIds) -> neutral.ToolResult:
@@ -176,7 +165,7 @@ def _tool_result(result: dict[str, Any], ids: CallIds) -> neutral.ToolResult:
     if value not in ("", None):
         content.append(neutral.Text(value if isinstance(value, str) else json.dumps(value)))
     for part in result.get("parts") or []:  # multimodal function responses (Gemini 3)
-        media = _content(as_dict(part, "functionResponse.parts"), ids)
+        media = _content(expect_dict(part, "functionResponse.parts"), ids)
         if isinstance(media, neutral.Media):
             content.append(media)
     return neutral.ToolResult(

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from . import neutral
-from ._gemini_parts import CallIds, as_dict, as_list, camel, get, read_parts
+from ._gemini_parts import CallIds, camel, get, read_parts
+from .neutral import expect_dict, expect_list
 
 # Fields read into the neutral form; any other field only tunes the answer (safetySettings,
 # cachedContent, labels, seed, penalties ...): it is dropped and named in `Request.dropped`.
@@ -53,14 +54,14 @@ _OPENAPI_TYPES = ("STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY", "OBJECT", "
 
 
 def read_request(body: Any) -> neutral.Request:
-    body = as_dict(body, "body")
+    body = expect_dict(body, "body")
     request = neutral.Request()
     request.messages = _messages(get(body, "contents"), request.dropped)
     neutral.fill_tool_names(request.messages)
     request.system = _system(get(body, "systemInstruction"))
     _read_tools(get(body, "tools") or [], request)
     request.tool_choice = _tool_choice(get(body, "toolConfig"), request.dropped)
-    _read_generation(as_dict(get(body, "generationConfig") or {}, "generationConfig"), request)
+    _read_generation(expect_dict(get(body, "generationConfig") or {}, "generationConfig"), request)
     request.dropped.extend(_unread(body, _READ_BODY, ""))
     request.dropped[:] = dict.fromkeys(request.dropped)  # each name once
     return request
@@ -71,8 +72,8 @@ def _messages(contents: Any, dropped: list[str]) -> list[neutral.Message]:
         raise neutral.TranslationError("contents is required", "contents")
     ids = CallIds()
     messages = []
-    for number, content in enumerate(as_list(contents, "contents")):
-        content = as_dict(content, f"contents[{number}]")
+    for number, content in enumerate(expect_list(contents, "contents")):
+        content = expect_dict(content, f"contents[{number}]")
         role = _ROLES.get(content.get("role") or "user")
         if role is None:
             raise neutral.TranslationError(
@@ -90,18 +91,20 @@ def _system(instruction: Any) -> list[neutral.Text]:
         return []
     if isinstance(instruction, str):
         return [neutral.Text(instruction)]
-    parts = as_list(
-        as_dict(instruction, "systemInstruction").get("parts") or [], "systemInstruction"
+    parts = expect_list(
+        expect_dict(instruction, "systemInstruction").get("parts") or [], "systemInstruction"
     )
     return [neutral.Text(p["text"]) for p in parts if isinstance(p, dict) and p.get("text")]
 
 
 def _read_tools(tools: Any, request: neutral.Request) -> None:
-    for number, tool in enumerate(as_list(tools, "tools")):
-        for key, value in as_dict(tool, f"tools[{number}]").items():
+    for number, tool in enumerate(expect_list(tools, "tools")):
+        for key, value in expect_dict(tool, f"tools[{number}]").items():
             name = camel(key)
             if name == "functionDeclarations":
-                request.tools.extend(_function(d) for d in as_list(value, "functionDeclarations"))
+                request.tools.extend(
+                    _function(d) for d in expect_list(value, "functionDeclarations")
+                )
             elif name in _HOSTED_READ:
                 config = value if isinstance(value, dict) else {}
                 request.hosted_tools.append(neutral.HostedTool(_HOSTED_READ[name], config))
@@ -110,7 +113,7 @@ def _read_tools(tools: Any, request: neutral.Request) -> None:
 
 
 def _function(declaration: Any) -> neutral.Tool:
-    declaration = as_dict(declaration, "functionDeclarations")
+    declaration = expect_dict(declaration, "functionDeclarations")
     name = declaration.get("name")
     if not isinstance(name, str) or not name:
         raise neutral.TranslationError("a function declaration needs a name", "tools")
@@ -144,13 +147,13 @@ def json_schema_from_openapi(schema: Any) -> Any:
 def _tool_choice(config: Any, dropped: list[str]) -> neutral.ToolChoice | None:
     if config is None:
         return None
-    config = as_dict(config, "toolConfig")
+    config = expect_dict(config, "toolConfig")
     if get(config, "retrievalConfig") is not None:
         dropped.append("toolConfig.retrievalConfig")
     calling = get(config, "functionCallingConfig")
     if calling is None:
         return None
-    calling = as_dict(calling, "functionCallingConfig")
+    calling = expect_dict(calling, "functionCallingConfig")
     mode = _MODES_READ.get(str(calling.get("mode") or "AUTO").upper(), "auto")
     allowed = get(calling, "allowedFunctionNames") or []
     if mode == "required" and len(allowed) == 1:
@@ -197,7 +200,7 @@ def _output_format(config: dict[str, Any]) -> neutral.OutputFormat | None:
 def _reasoning(config: Any) -> neutral.Reasoning | None:
     if config is None:
         return None
-    config = as_dict(config, "thinkingConfig")
+    config = expect_dict(config, "thinkingConfig")
     reasoning = neutral.Reasoning(include_thoughts=bool(get(config, "includeThoughts")))
     budget = get(config, "thinkingBudget")
     if budget == -1:  # dynamic: the model decides how much to think

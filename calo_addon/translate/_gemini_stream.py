@@ -8,8 +8,9 @@ from typing import Any
 
 from . import neutral
 from ._gemini_answer import finish_reason, read_usage, stop_reason, write_usage
-from ._gemini_parts import as_dict, code_text, get
+from ._gemini_parts import code_text, get
 from .base import WireEvent
+from .neutral import expect_dict
 
 _STATUS = {
     400: "INVALID_ARGUMENT",
@@ -62,7 +63,7 @@ class GeminiStreamReader:
                     "a Gemini stream event is not JSON", "chunk"
                 ) from None
         chunks = data if isinstance(data, list) else [data]  # without alt=sse: a JSON array
-        return [event for chunk in chunks for event in self._chunk(as_dict(chunk, "chunk"))]
+        return [event for chunk in chunks for event in self._chunk(expect_dict(chunk, "chunk"))]
 
     def close(self) -> list[neutral.Event]:
         if self._failed or not self._started:
@@ -89,9 +90,9 @@ class GeminiStreamReader:
                 get(get(chunk, "promptFeedback") or {}, "blockReason")
             )
             return events
-        candidate = as_dict(candidates[0], "candidates[0]")
+        candidate = expect_dict(candidates[0], "candidates[0]")
         for part in (candidate.get("content") or {}).get("parts") or []:
-            events.extend(self._part(as_dict(part, "part")))
+            events.extend(self._part(expect_dict(part, "part")))
         self._finish = get(candidate, "finishReason") or self._finish
         return events
 
@@ -106,7 +107,7 @@ class GeminiStreamReader:
         if "text" in part:
             events += self._text(part["text"] or "")
         elif (call := get(part, "functionCall")) is not None:
-            events += self._call(as_dict(call, "functionCall"))
+            events += self._call(expect_dict(call, "functionCall"))
         elif (code := code_text(part)) is not None:
             events += self._text(code)
         # Inline media from image models has no place in neutral stream events: left out.

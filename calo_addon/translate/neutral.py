@@ -338,3 +338,22 @@ def effort_for(budget: int) -> Effort:
 def int_or_none(value: Any) -> int | None:
     """A JSON integer (a token count), or None: absent, null, a bool or anything else."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def expect_dict(value: Any, field: str) -> dict[str, Any]:
+    """`value` when it is a JSON object, else a TranslationError naming `field`."""
+    if not isinstance(value, dict):
+        raise TranslationError(f"'{field}' must be an object", field)
+    return value
+
+
+def expect_list(value: Any, field: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise TranslationError(f"'{field}' must be an array", field)
+    return value
+
+
+def expect_str(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise TranslationError(f"'{field}' must be a string", field)
+    return value
