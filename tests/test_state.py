@@ -52,6 +52,14 @@ def two() -> tuple[Linked, Linked]:
     return Linked(peers), Linked(peers)
 
 
+def linked(here: Any, there: Any) -> tuple[Linked, Linked]:
+    """Two owners of one kind of state, each in its own "process", linked."""
+    a, b = two()
+    here.share(a)
+    there.share(b)
+    return a, b
+
+
 # ---------------------------------------------------------------- in memory
 
 
@@ -137,10 +145,8 @@ def test_a_dropped_owner_stops_watching():
 
 
 def test_key_cooled_in_one_process_is_skipped_in_the_other():
-    a, b = two()
     here, there = KeyPool("default", ("k1", "k2")), KeyPool("default", ("k1", "k2"))
-    here.share(a)
-    there.share(b)
+    a, _ = linked(here, there)
     here.cool(here.keys[0], "60")
     assert [there.next().label for _ in range(4)] == ["default#2"] * 4
     assert 59 < there.state()[0][2] <= 60
@@ -148,28 +154,22 @@ def test_key_cooled_in_one_process_is_skipped_in_the_other():
 
 
 def test_cooldowns_follow_the_key_not_its_place_in_the_list():
-    a, b = two()
     here, there = KeyPool("r", ("k1", "k2")), KeyPool("r", ("k2", "k1"))
-    here.share(a)
-    there.share(b)
+    linked(here, there)
     here.cool(here.keys[0], "60")  # k1: second in the other process's list
     assert {there.next().secret for _ in range(3)} == {"k2"}
 
 
 def test_another_routes_cooldown_is_not_ours():
-    a, b = two()
     here, there = KeyPool("one", ("k1", "k2")), KeyPool("two", ("k1", "k2"))
-    here.share(a)
-    there.share(b)
+    linked(here, there)
     here.cool(here.keys[0], "60")
     assert {there.next().secret for _ in range(4)} == {"k1", "k2"}
 
 
 def test_upstream_down_in_one_process_is_down_in_the_other_until_reached():
-    a, b = two()
     here, there = UpstreamHealth(), UpstreamHealth()
-    here.share(a)
-    there.share(b)
+    linked(here, there)
     here.mark_down("api.example:443", "connection refused")
     assert "connection refused" in (there.refusal_reason("api.example:443") or "")
     assert there.snapshot() == {"api.example:443": "connection refused"}
@@ -187,10 +187,8 @@ def test_reaching_an_upstream_that_was_up_publishes_nothing():
 
 
 def test_signature_remembered_in_one_process_is_recalled_in_the_other():
-    a, b = two()
     here, there = SignatureMemory(), SignatureMemory()
-    here.share(a)
-    there.share(b)
+    a, _ = linked(here, there)
     here.remember("call_1", "c2lnbmF0dXJl")
     here.remember("call_1", "c2lnbmF0dXJl")  # again: told once
     assert there.recall("call_1") == (Thinking(signature="c2lnbmF0dXJl", attached=True),)
@@ -214,11 +212,9 @@ def test_summary_made_in_one_process_is_used_by_the_other():
     follow["messages"] += [reply, {"role": "user", "content": "and then?"}]
 
     async def go():
-        a, b = two()
         here = Rollup(RollupSettings(threshold=100), summarize)
         there = Rollup(RollupSettings(threshold=100), summarize)
-        here.share(a)
-        there.share(b)
+        linked(here, there)
         here.remember(op, here.plan(op, copy.deepcopy(body)), reply)
         await here.settle()
         return there, there.plan(op, follow)
