@@ -145,6 +145,13 @@ def converse(client, model=CLAUDE_BEDROCK):
     return client.converse(modelId=model, messages=[{"role": "user", "content": [{"text": "hi"}]}])
 
 
+def converse_refused(client, model=CLAUDE_BEDROCK) -> dict:
+    """boto3's parsed error response to a converse call the proxy refuses."""
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        converse(client, model)
+    return refused.value.response
+
+
 def assert_retry_after(headers, at_most: float = 60) -> None:
     assert 1 <= int(headers["retry-after"]) <= at_most
 
@@ -212,18 +219,15 @@ def test_boto3_bearer_403_429_401(proxy, fakes, monkeypatch):
     monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "key-bb")
     client = bedrock_client(proxy)
     before = sent_upstream(fakes)
-    with pytest.raises(botocore.exceptions.ClientError) as denied:
-        converse(client, "amazon.nova-lite-v1:0")
-    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+    denied = converse_refused(client, "amazon.nova-lite-v1:0")
+    assert denied["Error"]["Code"] == "AccessDeniedException"
     assert converse(client)["usage"]["totalTokens"] == 11
-    with pytest.raises(botocore.exceptions.ClientError) as limited:
-        converse(client)
-    assert limited.value.response["Error"]["Code"] == "ThrottlingException"
-    assert_retry_after(limited.value.response["ResponseMetadata"]["HTTPHeaders"])
+    limited = converse_refused(client)
+    assert limited["Error"]["Code"] == "ThrottlingException"
+    assert_retry_after(limited["ResponseMetadata"]["HTTPHeaders"])
     monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "key-expired")
-    with pytest.raises(botocore.exceptions.ClientError) as expired:
-        converse(bedrock_client(proxy))
-    assert expired.value.response["Error"]["Code"] == "UnrecognizedClientException"
+    expired = converse_refused(bedrock_client(proxy))
+    assert expired["Error"]["Code"] == "UnrecognizedClientException"
     assert sent_upstream(fakes) == before + 1
 
 
@@ -231,13 +235,10 @@ def test_boto3_sigv4_id_of_a_client_gets_its_limits(proxy, fakes):
     """The client `team` is known by its SigV4 access-key id: its models and rpm apply."""
     client = bedrock_client(proxy, akid=TEAM_AKID, secret=TEAM_SECRET)
     before = sent_upstream(fakes)
-    with pytest.raises(botocore.exceptions.ClientError) as denied:
-        converse(client, "amazon.nova-lite-v1:0")
-    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+    denied = converse_refused(client, "amazon.nova-lite-v1:0")
+    assert denied["Error"]["Code"] == "AccessDeniedException"
     assert converse(client)["usage"]["totalTokens"] == 11
-    with pytest.raises(botocore.exceptions.ClientError) as limited:
-        converse(client)
-    assert limited.value.response["Error"]["Code"] == "ThrottlingException"
+    assert converse_refused(client)["Error"]["Code"] == "ThrottlingException"
     assert sent_upstream(fakes) == before + 1
     (ok,) = [line for line in log_for(proxy, "team", 3) if line["status"] == 200]
     assert ok["usage"]["total_tokens"] == 11
