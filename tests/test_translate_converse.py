@@ -49,6 +49,7 @@ CLAUDE = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 NOVA = "amazon.nova-pro-v1:0"
 NOVA2 = "us.amazon.nova-2-lite-v1:0"
 LLAMA = "meta.llama3-70b-instruct-v1:0"
+EVENT_STREAM = "application/vnd.amazon.eventstream"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 PDF = b"%PDF-1.7\n%fake\n"
 B64_PNG = base64.b64encode(PNG).decode()
@@ -985,6 +986,13 @@ def frames(wire: list) -> list[bytes]:
     return out
 
 
+def boto3_stream(client, wire: list):
+    """What boto3's converse_stream yields for these events, sent as AWS event-stream frames."""
+    serve(client, "ConverseStream", frames(wire), {"content-type": EVENT_STREAM})
+    messages = [{"role": "user", "content": [{"text": "q"}]}]
+    return client.converse_stream(modelId=CLAUDE, messages=messages)["stream"]
+
+
 def test_stream_writer_round_trip_and_boto3_reads_it(bedrock):
     neutral_events = [e for batch in read_stream(CLAUDE_STREAM) for e in batch]
     writer = CODEC.stream_writer(Request())
@@ -1001,16 +1009,7 @@ def test_stream_writer_round_trip_and_boto3_reads_it(bedrock):
     expected[-1][1]["usage"]["totalTokens"] = 1570
     assert wire == expected
 
-    serve(
-        bedrock,
-        "ConverseStream",
-        frames(wire),
-        {"content-type": "application/vnd.amazon.eventstream"},
-    )
-    answer = bedrock.converse_stream(
-        modelId=CLAUDE, messages=[{"role": "user", "content": [{"text": "q"}]}]
-    )
-    parsed = [next(iter(event.items())) for event in answer["stream"]]
+    parsed = [next(iter(event.items())) for event in boto3_stream(bedrock, wire)]
     assert [(t, {k: v for k, v in d.items()}) for t, d in parsed] == wire
 
 
@@ -1040,17 +1039,9 @@ def test_stream_writer_whole_tool_arguments_and_errors(bedrock):
         ("contentBlockStop", {"contentBlockIndex": 1}),
         ("throttlingException", {"message": "rate limited"}),
     ]
-    serve(
-        bedrock,
-        "ConverseStream",
-        frames(wire),
-        {"content-type": "application/vnd.amazon.eventstream"},
-    )
-    answer = bedrock.converse_stream(
-        modelId=CLAUDE, messages=[{"role": "user", "content": [{"text": "q"}]}]
-    )
+    stream = boto3_stream(bedrock, wire)
     with pytest.raises(EventStreamError) as raised:
-        list(answer["stream"])
+        list(stream)
     assert raised.value.response["Error"]["Code"] == "throttlingException"
 
 

@@ -186,7 +186,9 @@ def test_writes_are_batched_off_the_event_loop(tmp_path, monkeypatch):
             store.admit_now(f"c{i % 2}", Limits(), NOON)
             store.charge(f"c{i % 2}", tokens(1), NOON)
         assert writes == []  # nothing written from inside the loop
-        while not writes:
+        for _ in range(1000):  # up to ~10 s for the writer thread
+            if writes:
+                break
             await asyncio.sleep(0.01)
 
     asyncio.run(main())

@@ -131,15 +131,20 @@ def test_a_responses_conversation_goes_on_whichever_worker_gets_the_next_call(la
     assert len({r["worker"] for r in launcher.records()}) == 2, "one worker served all"
 
 
-def test_workers_without_redis_refuse_to_start_in_one_line(tmp_path, upstream):
-    env = {"GEMINI_CALO_API_KEYS": "k1", "GEMINI_CALO_BASE_URL": upstream.url}
-    launcher = CaloProcess(tmp_path, env, WORKERS)
+def refused_to_start(tmp_path, env: dict, port: int = 0) -> list[str]:
+    """What `gemini-calo --workers 2` printed before it exited with 2."""
+    launcher = CaloProcess(tmp_path, env, WORKERS, port=port)
     try:
         assert launcher.proc.wait(30) == 2
     finally:
         launcher.stop()
     assert wait_for(lambda: launcher.output)
-    assert launcher.output == [
+    return launcher.output
+
+
+def test_workers_without_redis_refuse_to_start_in_one_line(tmp_path, upstream):
+    env = {"GEMINI_CALO_API_KEYS": "k1", "GEMINI_CALO_BASE_URL": upstream.url}
+    assert refused_to_start(tmp_path, env) == [
         (
             "gemini-calo: --workers 2 needs shared state: set GEMINI_CALO_REDIS_URL "
             "(state.redis_url) to a Redis or Valkey server, e.g. redis://127.0.0.1:6379/0\n"
@@ -156,13 +161,8 @@ def test_workers_on_a_port_in_use_refuse_to_start_in_one_line(tmp_path, env, reu
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        launcher = CaloProcess(tmp_path, env, WORKERS, port=port)
-        try:
-            assert launcher.proc.wait(30) == 2
-        finally:
-            launcher.stop()
-    assert wait_for(lambda: launcher.output)
-    assert launcher.output == [
+        output = refused_to_start(tmp_path, env, port)
+    assert output == [
         (
             f"gemini-calo: cannot listen on 127.0.0.1:{port}: the port is in use; stop what holds "
             "it or choose another port (-p PORT; GEMINI_CALO_HTTP_PORT)\n"

@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import json
 import threading
-import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,15 +166,11 @@ def no_secret_leaked(fleet: Fleet) -> None:
     assert all(r.signature_ok is True for r in fleet.bedrock.requests)
 
 
-def log_line_for(proxy, model: str, seconds: float = 5.0) -> dict:
-    """The last call log line for `model` (the call log is written by a background thread)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        lines = [line for line in proxy.read_log_lines() if line.get("requested_model") == model]
-        if lines or time.monotonic() > deadline:
-            assert lines, f"no log line for {model}"
-            return lines[-1]
-        time.sleep(0.05)
+def log_line_for(proxy, model: str) -> dict:
+    """The current test's last call log line for `model`, once written."""
+    lines = proxy.api_log_lines(1, where=lambda line: line.get("requested_model") == model)
+    assert lines, f"no log line for {model}"
+    return lines[-1]
 
 
 def hold_last_chunk(fake) -> None:
