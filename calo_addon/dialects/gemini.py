@@ -38,22 +38,6 @@ _METHODS = {
 _CALL = re.compile(r"^/(v1beta|v1)/models/(.+):([A-Za-z]+)$")  # the model is checked when decoded
 _MODELS = re.compile(r"^/(v1beta|v1)/models(?:/([^/:]+))?/?$")
 
-_STATUS = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    409: "ABORTED",
-    413: "INVALID_ARGUMENT",
-    429: "RESOURCE_EXHAUSTED",
-    499: "CANCELLED",
-    500: "INTERNAL",
-    501: "UNIMPLEMENTED",
-    502: "UNAVAILABLE",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
-
 # Gemini claims the shared GET /v1/models only when the key came the way Google's SDKs send it.
 GEMINI_KEY_SOURCES = ("x-goog-api-key", "query")
 _FUNCTION_KINDS = ("functionCall", "function_call", "functionResponse", "function_response")
@@ -107,8 +91,7 @@ class Gemini(Dialect):
         return False
 
     def error(self, status: int, message: str, code: str | None = None) -> http.Response:
-        body = {"code": status, "message": message, "status": _STATUS.get(status, "UNKNOWN")}
-        return json_response(status, {"error": body})
+        return json_response(status, gemini_codec.error_payload(status, message))
 
     def usage(self, event_type: str | None, payload: Any) -> Usage | None:
         meta = payload.get("usageMetadata") if isinstance(payload, dict) else None
