@@ -26,15 +26,6 @@ from .base import (
 
 ANTHROPIC_HOST = "api.anthropic.com"
 API_VERSION = "2023-06-01"  # the Messages API version a translated request asks for
-_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    529: "overloaded_error",
-}
 
 
 def anthropic_usage(data: Any) -> Usage | None:
@@ -75,7 +66,7 @@ class Anthropic(ModelInBody):
         return path.startswith("/v1/messages")
 
     def error(self, status: int, message: str, code: str | None = None) -> http.Response:
-        kind = code or _ERROR_TYPES.get(status, "api_error")
+        kind = anthropic_codec.error_type(status, code)
         return json_response(status, {"type": "error", "error": {"type": kind, "message": message}})
 
     def usage(self, event_type: str | None, payload: Any) -> Usage | None:

@@ -18,11 +18,13 @@ import json
 from typing import Any
 
 from . import neutral
-from ._anthropic_answer import read_response, write_response
+from ._anthropic_answer import error_type, read_response, write_response
 from ._anthropic_read_request import read_request
 from ._anthropic_stream import AnthropicStreamReader, AnthropicStreamWriter
 from ._anthropic_write_request import write_request
 from .base import StreamReader
+
+__all__ = ["BEDROCK_CODEC", "CODEC", "AnthropicCodec", "BedrockAnthropicCodec", "error_type"]
 
 BEDROCK_VERSION = "bedrock-2023-05-31"
 # Exceptions InvokeModelWithResponseStream sends in the stream, and their HTTP statuses.
