@@ -17,6 +17,7 @@ from . import neutral
 from ._anthropic_answer import thinking_text
 from ._anthropic_read_request import TOOL_CHOICE_IN
 from ._anthropic_reasoning import write_reasoning
+from .base import append_turn
 
 _HOSTED = {"web_search": "web_search_20250305"}  # neutral hosted tool -> Anthropic server tool
 _WEB_SEARCH_KEYS = ("allowed_domains", "blocked_domains", "max_uses", "user_location")
@@ -87,13 +88,9 @@ def _write_messages(messages: list[neutral.Message]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for message in messages:
         parts = _rejoin_thinking(message.parts)
-        blocks = [b for part in parts if (b := _write_part(part, message.role))]
-        if not blocks:
-            continue
-        if out and out[-1]["role"] == message.role:
-            out[-1]["content"].extend(blocks)
-        else:
-            out.append({"role": message.role, "content": blocks})
+        append_turn(
+            out, message.role, [b for part in parts if (b := _write_part(part, message.role))]
+        )
     for turn in out:
         if turn["role"] == "user":
             turn["content"].sort(key=lambda block: block["type"] != "tool_result")

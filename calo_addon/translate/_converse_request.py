@@ -11,6 +11,7 @@ from typing import Any
 
 from . import neutral
 from ._converse_blocks import WriteContext, is_claude, note, reasons_by_effort, write_part
+from .base import append_turn
 from .neutral import Message, Request, Tool, ToolChoice
 
 CONTINUED = "(continued)"  # the user turn put before a conversation that opens with the assistant
@@ -51,12 +52,7 @@ def write_messages(messages: list[Message], ctx: WriteContext) -> list[dict[str,
     out: list[dict[str, Any]] = []
     for message in messages:
         blocks = [b for part in message.parts if (b := write_part(part, ctx)) is not None]
-        if not blocks:
-            continue
-        if out and out[-1]["role"] == message.role:
-            out[-1]["content"].extend(blocks)
-        else:
-            out.append({"role": message.role, "content": blocks})
+        append_turn(out, message.role, blocks)
     for previous, turn in zip([None, *out], out, strict=False):
         if turn["role"] == "user":
             _order_tool_results(turn, previous)

@@ -11,6 +11,7 @@ from typing import Any
 from . import neutral
 from ._gemini_parts import write_parts
 from ._gemini_read_request import GENERATION_FIELDS
+from .base import append_turn
 
 # Neutral hosted tools -> Gemini tools; one with no Gemini equivalent is dropped and named.
 _HOSTED_WRITE = {
@@ -52,13 +53,7 @@ def contents(messages: list[neutral.Message]) -> list[dict[str, Any]]:
         else:
             parts = _results_first_in_call_order(parts, call_order)
         role = "model" if message.role == "assistant" else "user"
-        written = write_parts(parts, names)
-        if not written:
-            continue
-        if out and out[-1]["role"] == role:
-            out[-1]["parts"].extend(written)
-        else:
-            out.append({"role": role, "parts": written})
+        append_turn(out, role, write_parts(parts, names), key="parts")
     return out
 
 

@@ -61,3 +61,14 @@ class Codec(Protocol):
     def error_message(self, payload: Any) -> str | None:
         """The human text of an error body in this protocol, if it is one."""
         ...
+
+
+def append_turn(turns: list[dict[str, Any]], role: str, items: list, key: str = "content") -> None:
+    """Add a turn's items to `turns`, joined to the last turn when it has the same role (the
+    protocols that want roles to alternate)."""
+    if not items:
+        return
+    if turns and turns[-1]["role"] == role:
+        turns[-1][key].extend(items)
+    else:
+        turns.append({"role": role, key: items})
